@@ -1,0 +1,85 @@
+"""rawkeep: an HTTP/1.1 client whose keep-alive is explicit and correct.
+
+Quick use::
+
+    import rawkeep
+
+    with rawkeep.Client() as client:
+        for _ in range(3):
+            response = client.get("http://127.0.0.1:8080/")
+            print(response.status, response.connection_id, response.reused)
+        print(client.pool_stats())
+
+See docs/ for the keep-alive rules, the pool, events and errors.
+"""
+
+from __future__ import annotations
+
+from ._client import Client
+from ._events import (
+    ConnectionClosed,
+    ConnectionExpired,
+    ConnectionOpened,
+    ConnectionReused,
+    Event,
+    RequestRetried,
+    StaleConnectionDiscarded,
+)
+from ._exceptions import (
+    ClientClosed,
+    ConnectError,
+    ConnectTimeout,
+    DecodingError,
+    HTTPStatusError,
+    InvalidURL,
+    LocalProtocolError,
+    PoolTimeout,
+    ProxyError,
+    RawkeepError,
+    ReadTimeout,
+    RemoteProtocolError,
+    TimeoutError,
+    TLSError,
+    TooManyRedirects,
+    WriteTimeout,
+)
+from ._headers import Headers
+from ._models import Response
+from ._pool import PoolStats
+from ._timeout import Timeout
+from ._version import __version__
+
+__all__ = [
+    # the client and what it returns
+    "Client",
+    "Headers",
+    "PoolStats",
+    "Response",
+    "Timeout",
+    "__version__",
+    # lifecycle events
+    "ConnectionClosed",
+    "ConnectionExpired",
+    "ConnectionOpened",
+    "ConnectionReused",
+    "Event",
+    "RequestRetried",
+    "StaleConnectionDiscarded",
+    # errors
+    "ClientClosed",
+    "ConnectError",
+    "ConnectTimeout",
+    "DecodingError",
+    "HTTPStatusError",
+    "InvalidURL",
+    "LocalProtocolError",
+    "PoolTimeout",
+    "ProxyError",
+    "RawkeepError",
+    "ReadTimeout",
+    "RemoteProtocolError",
+    "TLSError",
+    "TimeoutError",
+    "TooManyRedirects",
+    "WriteTimeout",
+]

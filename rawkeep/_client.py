@@ -1,0 +1,600 @@
+"""``Client``: the facade users call. Defaults, request building, retries.
+
+A request goes down a short chain of methods, each with one job:
+
+``request`` / ``stream``  ->  ``_build`` (URL, headers, body; all validation
+before any I/O)  ->  ``_send_with_retries`` (the keep-alive race rule)  ->
+``_send_once`` (take a connection, write the request, read the head).
+
+The retry rule (RFC 9112 section 9.3.1): a client may resend a request
+automatically only when it knows the request is idempotent, and only when
+the connection it used was a reused one that failed before any part of the
+response arrived: that is the signature of a server closing an idle
+connection while our request was on its way. Anything else (a fresh
+connection failing, a timeout, a response cut off halfway) means the server
+may have acted on the request, so the error is raised, never retried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any, Final, TypeAlias
+
+from ._connection import Connection
+from ._events import Emitter, EventCallback, RequestRetried, now
+from ._exceptions import LocalProtocolError, RawkeepError, RemoteProtocolError
+from ._headers import Headers, HeadersInput
+from ._models import Content, Request, Response
+from ._pool import Pool, PoolStats
+from ._socket import CertInput, VerifyInput, connect, make_ssl_context
+from ._timeout import (
+    DEFAULT_TIMEOUT,
+    USE_CLIENT_DEFAULT,
+    Timeout,
+    TimeoutInput,
+    UseClientDefault,
+    to_timeout,
+)
+from ._url import URL, QueryParams
+from ._version import __version__
+
+if TYPE_CHECKING:
+    import ssl
+    from types import TracebackType
+
+    from ._url import Origin
+
+__all__ = ["Client"]
+
+USER_AGENT: Final = f"rawkeep/{__version__}"
+
+#: JSON-serialisable input for ``json=``.
+JSONInput: TypeAlias = Any
+#: Form fields for ``data=``.
+FormInput: TypeAlias = (
+    "Mapping[str, str | int | float] | Iterable[tuple[str, str | int | float]]"
+)
+
+# Features that other issues bring; until then the keyword is refused loudly
+# instead of being silently ignored. TODO(#4)
+_NOT_YET: Final = {
+    "follow_redirects": "redirects",
+    "proxy": "proxies",
+    "trust_env": "environment proxies",
+    "uds": "Unix domain sockets",
+    "auth": "authentication",
+    "cookies": "cookies",
+}
+
+
+class Client:
+    """An HTTP/1.1 client with a keep-alive connection pool.
+
+    One ``Client`` holds one pool: use one per application (or per
+    component), not one per request, or nothing is reused. It is safe to
+    share between threads. Close it (or use ``with``) to close its
+    connections.
+
+    Args:
+        headers: headers sent with every request (a request's own headers
+            replace these by name).
+        timeout: a ``Timeout``, one number for all four phases, or ``None``
+            for no limits. Default: connect 10 s, read/write/pool 30 s.
+        max_connections: open connections across all origins.
+        max_connections_per_host: open connections per origin.
+        idle_timeout: seconds an idle connection is kept for reuse; ``None``
+            keeps it until the server closes it (the stale probe then
+            catches it); 0 disables reuse.
+        max_requests_per_connection: retire a connection after this many
+            responses.
+        max_connection_age: retire a connection this many seconds after it
+            was opened (useful when DNS can change under a long-lived pool).
+        retries: how many times a request that hit the keep-alive race is
+            sent again on a new connection (idempotent requests only).
+        max_redirects: limit for redirect chains.
+        verify: ``True`` (system trust store), ``False``, a CA bundle path,
+            or an ``ssl.SSLContext``.
+        cert: client certificate: a PEM path, or ``(cert_path, key_path)``.
+        on_event: called with each ``rawkeep.Event`` (see docs/events.md).
+        follow_redirects, proxy, trust_env, uds, auth, cookies: not built
+            yet; giving them raises ``NotImplementedError``.
+
+    Raises:
+        TypeError, ValueError: an option has the wrong type or range.
+        NotImplementedError: an option that is not built yet was given.
+    """
+
+    def __init__(
+        self,
+        *,
+        headers: HeadersInput | None = None,
+        timeout: TimeoutInput = DEFAULT_TIMEOUT,
+        max_connections: int | None = 100,
+        max_connections_per_host: int | None = 10,
+        idle_timeout: float | None = 30.0,
+        max_requests_per_connection: int | None = None,
+        max_connection_age: float | None = None,
+        retries: int = 1,
+        follow_redirects: bool = False,
+        max_redirects: int = 20,
+        verify: VerifyInput = True,
+        cert: CertInput = None,
+        proxy: str | None = None,
+        trust_env: bool = False,
+        uds: str | None = None,
+        auth: tuple[str, str] | None = None,
+        cookies: Any = None,
+        on_event: EventCallback | None = None,
+    ) -> None:
+        _refuse_unbuilt(
+            follow_redirects=follow_redirects,
+            proxy=proxy,
+            trust_env=trust_env,
+            uds=uds,
+            auth=auth,
+            cookies=cookies,
+        )
+        self._headers = Headers(
+            [("User-Agent", USER_AGENT), ("Accept", "*/*"), *Headers(headers).items()]
+        )
+        self._timeout = to_timeout(timeout)
+        self._retries = _count("retries", retries, minimum=0)
+        self._max_redirects = _count("max_redirects", max_redirects, minimum=0)
+        if not isinstance(verify, bool | str) and type(verify).__name__ != "SSLContext":
+            raise TypeError(
+                f"verify must be a bool, a path or an SSLContext, not {verify!r}"
+            )
+        self._verify = verify
+        self._cert = cert
+        self._ssl_context: ssl.SSLContext | None = None
+        self._emitter = Emitter(on_event)
+        self._pool = Pool(
+            opener=self._open_connection,
+            emitter=self._emitter,
+            max_connections=_limit("max_connections", max_connections),
+            max_connections_per_host=_limit(
+                "max_connections_per_host", max_connections_per_host
+            ),
+            idle_timeout=_seconds("idle_timeout", idle_timeout),
+            max_requests=_limit(
+                "max_requests_per_connection", max_requests_per_connection
+            ),
+            max_age=_seconds("max_connection_age", max_connection_age),
+        )
+
+    # -- public API ---------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: QueryParams | None = None,
+        headers: HeadersInput | None = None,
+        content: Content | None = None,
+        json: Any = None,
+        data: FormInput | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:
+        """Send a request, read the whole response body, and return it.
+
+        The connection is back in the pool (or closed) when this returns.
+
+        Args:
+            method: e.g. "GET"; sent as given (upper-case it yourself).
+            url: an absolute http or https URL.
+            params: query parameters appended to the URL's own.
+            headers: headers for this request; they replace the client's
+                defaults of the same name.
+            content: the body: bytes, str (sent as UTF-8), an iterable of
+                bytes (sent chunked), or a binary file (streamed).
+            json: a body serialised as JSON (Content-Type application/json).
+            data: a dict of form fields (application/x-www-form-urlencoded).
+            timeout: overrides the client's timeout for this request.
+
+        Raises:
+            InvalidURL: the URL can't be used.
+            LocalProtocolError: the request can't be sent as valid HTTP.
+            ClientClosed: the client is closed.
+            ConnectError, ConnectTimeout, TLSError: opening a connection.
+            ReadTimeout, WriteTimeout, PoolTimeout: a time limit passed.
+            RemoteProtocolError: the server broke the exchange.
+        """
+        response = self._send(
+            method,
+            url,
+            params=params,
+            headers=headers,
+            content=content,
+            json=json,
+            data=data,
+            auth=auth,
+            timeout=timeout,
+            follow_redirects=follow_redirects,
+        )
+        try:
+            response.read()
+        except BaseException:
+            response.close()
+            raise
+        return response
+
+    @contextlib.contextmanager
+    def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: QueryParams | None = None,
+        headers: HeadersInput | None = None,
+        content: Content | None = None,
+        json: Any = None,
+        data: FormInput | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Iterator[Response]:
+        """Send a request and yield the response before its body is read.
+
+        Read the body with ``iter_bytes()``, ``iter_raw()`` or ``read()``.
+        On leaving the block the response is closed: an unread rest of at
+        most 64 KiB is drained so the connection can be reused, a larger
+        one closes the connection. Arguments and errors as for ``request``.
+        """
+        response = self._send(
+            method,
+            url,
+            params=params,
+            headers=headers,
+            content=content,
+            json=json,
+            data=data,
+            auth=auth,
+            timeout=timeout,
+            follow_redirects=follow_redirects,
+        )
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def get(self, url: str, **kwargs: Any) -> Response:
+        """``request("GET", url, ...)``."""
+        return self.request("GET", url, **kwargs)
+
+    def head(self, url: str, **kwargs: Any) -> Response:
+        """``request("HEAD", url, ...)``."""
+        return self.request("HEAD", url, **kwargs)
+
+    def options(self, url: str, **kwargs: Any) -> Response:
+        """``request("OPTIONS", url, ...)``."""
+        return self.request("OPTIONS", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> Response:
+        """``request("DELETE", url, ...)``."""
+        return self.request("DELETE", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Response:
+        """``request("POST", url, ...)``."""
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> Response:
+        """``request("PUT", url, ...)``."""
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: str, **kwargs: Any) -> Response:
+        """``request("PATCH", url, ...)``."""
+        return self.request("PATCH", url, **kwargs)
+
+    def pool_stats(self) -> PoolStats:
+        """A snapshot of the pool's counters (see ``PoolStats``)."""
+        return self._pool.stats()
+
+    def close(self) -> None:
+        """Close every idle connection and refuse new requests.
+
+        Requests in flight finish; their connections close when released.
+        Idempotent.
+        """
+        self._pool.close()
+
+    @property
+    def is_closed(self) -> bool:
+        return self._pool.is_closed
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the chain ------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: QueryParams | None,
+        headers: HeadersInput | None,
+        content: Content | None,
+        json: Any,
+        data: FormInput | None,
+        auth: tuple[str, str] | None,
+        timeout: TimeoutInput | UseClientDefault,
+        follow_redirects: bool | UseClientDefault,
+    ) -> Response:
+        _refuse_unbuilt(
+            auth=auth,
+            follow_redirects=False
+            if follow_redirects is USE_CLIENT_DEFAULT
+            else follow_redirects,
+        )
+        request = self._build(method, url, params, headers, content, json, data)
+        limits = self._timeout if timeout is USE_CLIENT_DEFAULT else to_timeout(timeout)
+        return self._send_with_retries(request, limits)
+
+    def _build(
+        self,
+        method: str,
+        url: str,
+        params: QueryParams | None,
+        headers: HeadersInput | None,
+        content: Content | None,
+        json: Any,
+        data: FormInput | None,
+    ) -> Request:
+        if not isinstance(method, str):
+            raise TypeError(f"method must be a str, not {method!r}")
+        parsed = URL(url, params=params)
+        merged = Headers([("Host", parsed.origin.host_header), *self._headers.items()])
+        if headers is not None:
+            # A request's headers replace the client's of the same name.
+            own = Headers(headers)
+            for name in own:
+                merged.pop(name, None)
+            for name, value in own.items():
+                merged.add(name, value)
+        body = _encode_body(method, merged, content, json, data)
+        return Request(method, parsed, merged, body)
+
+    def _send_with_retries(self, request: Request, limits: Timeout) -> Response:
+        attempt = 0
+        while True:
+            conn = self._pool.acquire(
+                request.url.origin,
+                pool_timeout=limits.pool,
+                connect_timeout=limits.connect,
+            )
+            try:
+                return self._send_once(conn, request, limits)
+            except RawkeepError as exc:
+                self._pool.discard(conn)
+                exc.origin = conn.origin_str
+                exc.connection_id = conn.id
+                if not (conn.reused and not conn.response_started):
+                    raise
+                if not isinstance(exc, RemoteProtocolError):
+                    raise  # timeouts and local errors are never the race
+                why_not = self._why_not_retry(request, attempt)
+                if why_not is not None:
+                    raise RemoteProtocolError(
+                        f"{exc.message} (on reused connection #{conn.id};"
+                        f" not retried: {why_not})",
+                        origin=conn.origin_str,
+                        connection_id=conn.id,
+                    ) from exc
+                attempt += 1
+                self._emit_retry(conn, request, attempt, exc)
+            except BaseException:
+                self._pool.discard(conn)
+                raise
+
+    def _why_not_retry(self, request: Request, attempt: int) -> str | None:
+        if not request.is_idempotent:
+            return f"{request.method} is not idempotent"
+        if not request.is_replayable:
+            return "the body can't be sent again"
+        if attempt >= self._retries:
+            return f"retries={self._retries} spent"
+        return None
+
+    def _emit_retry(
+        self, conn: Connection, request: Request, attempt: int, exc: RawkeepError
+    ) -> None:
+        if self._emitter.enabled:
+            self._emitter.emit(
+                RequestRetried(
+                    connection_id=conn.id,
+                    origin=conn.origin_str,
+                    time=now(),
+                    method=request.method,
+                    url=str(request.url),
+                    attempt=attempt,
+                    error=exc.message,
+                )
+            )
+
+    def _send_once(
+        self, conn: Connection, request: Request, limits: Timeout
+    ) -> Response:
+        conn.send_request(request.h11_request, request.body_chunks(), limits.write)
+        head = conn.receive_head(limits.read)
+        return Response(
+            status=head.status_code,
+            reason=head.reason.decode("latin-1"),
+            http_version=_HTTP_VERSIONS.get(head.http_version, "HTTP/1.1"),
+            headers=Headers._from_raw(head.headers.raw_items()),
+            url=str(request.url),
+            connection=conn,
+            pool=self._pool,
+            read_timeout=limits.read,
+        )
+
+    # -- connections ----------------------------------------------------------------
+
+    def _open_connection(
+        self, origin: Origin, connection_id: int, connect_timeout: float | None
+    ) -> Connection:
+        context = self._get_ssl_context() if origin.scheme == "https" else None
+        stream = connect(
+            origin.host,
+            origin.port,
+            timeout=connect_timeout,
+            ssl_context=context,
+            server_hostname=origin.host,
+        )
+        return Connection(stream, origin, connection_id)
+
+    def _get_ssl_context(self) -> ssl.SSLContext:
+        # Built once, on the first https connection: loading the system trust
+        # store costs milliseconds that plain-http users should not pay. A
+        # race between two first connections builds it twice, harmlessly.
+        if self._ssl_context is None:
+            self._ssl_context = make_ssl_context(self._verify, self._cert)
+        return self._ssl_context
+
+
+_HTTP_VERSIONS: Final = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+
+
+def _encode_body(
+    method: str,
+    headers: Headers,
+    content: Content | None,
+    json: Any,
+    data: FormInput | None,
+) -> bytes | Iterable[bytes] | IO[bytes] | None:
+    """Normalise the body and set its framing and type headers.
+
+    Framing: a known length gets Content-Length; an iterable, or a file of
+    unknown size, goes chunked. A caller's own Content-Length is kept (and
+    checked against a bytes body); Content-Length with Transfer-Encoding is
+    refused (RFC 9112 section 6.3: the combination is how requests are
+    smuggled).
+    """
+    given = [
+        name
+        for name, value in (("content", content), ("json", json), ("data", data))
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise TypeError(
+            f"give at most one of content, json and data, not {' and '.join(given)}"
+        )
+    body: bytes | Iterable[bytes] | IO[bytes] | None
+    if json is not None:
+        import json as json_module
+
+        body = json_module.dumps(
+            json, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+        headers.setdefault("Content-Type", "application/json")
+    elif data is not None:
+        from urllib.parse import urlencode
+
+        items = data.items() if isinstance(data, Mapping) else data
+        body = urlencode([(k, str(v)) for k, v in items]).encode("ascii")
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    elif isinstance(content, str):
+        body = content.encode()
+    elif content is None or isinstance(content, bytes):
+        body = content
+    elif isinstance(content, bytearray | memoryview):
+        body = bytes(content)
+    elif hasattr(content, "read") or isinstance(content, Iterable):
+        body = content
+    else:
+        raise TypeError(
+            "content must be bytes, str, an iterable of bytes or a binary file,"
+            f" not {content!r}"
+        )
+    _set_framing(method, headers, body)
+    return body
+
+
+def _set_framing(
+    method: str, headers: Headers, body: bytes | Iterable[bytes] | IO[bytes] | None
+) -> None:
+    has_length = "content-length" in headers
+    if has_length and "transfer-encoding" in headers:
+        raise LocalProtocolError(
+            "Content-Length and Transfer-Encoding together are refused"
+        )
+    if "transfer-encoding" in headers:
+        return
+    if isinstance(body, bytes):
+        if has_length:
+            if headers["content-length"] != str(len(body)):
+                raise LocalProtocolError(
+                    f"Content-Length {headers['content-length']} does not match "
+                    f"the {len(body)}-byte body"
+                )
+            return
+        headers["Content-Length"] = str(len(body))
+    elif body is None:
+        # RFC 9110 section 8.6: a request without a body but with a method
+        # that expects one should say Content-Length: 0.
+        if method in ("POST", "PUT", "PATCH") and not has_length:
+            headers["Content-Length"] = "0"
+    elif not has_length:
+        size = _file_size(body)
+        if size is None:
+            headers["Transfer-Encoding"] = "chunked"
+        else:
+            headers["Content-Length"] = str(size)
+
+
+def _file_size(body: object) -> int | None:
+    """Bytes left in a regular file body, or None when unknown."""
+    if not hasattr(body, "fileno"):
+        return None
+    import os
+    import stat
+
+    try:
+        info = os.fstat(body.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        return int(info.st_size - body.tell())  # type: ignore[attr-defined]
+    except (OSError, ValueError):
+        return None
+
+
+def _refuse_unbuilt(**given: object) -> None:
+    for name, value in given.items():
+        if value is not None and value is not False:
+            topic = _NOT_YET[name]
+            raise NotImplementedError(
+                f"{name}= is not implemented yet ({topic}: HTTP features work)"
+            )
+
+
+def _count(name: str, value: int, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _limit(name: str, value: int | None) -> int | None:
+    return None if value is None else _count(name, value, minimum=1)
+
+
+def _seconds(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds or None, not {value!r}")
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return float(value)

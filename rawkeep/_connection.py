@@ -1,0 +1,343 @@
+"""One HTTP/1.1 connection: a socket plus an ``h11.Connection``.
+
+Theory of operation
+-------------------
+h11 holds the protocol state (who is sending what, how the body is framed,
+whether the connection can carry another exchange); this module moves the
+bytes and keeps the bookkeeping the pool needs to decide on reuse.
+
+A request/response cycle is: ``send_request`` (head and body), then
+``receive_head`` (skipping 1xx interim responses), then ``receive_body``
+until it returns ``None``. At that point the cycle is *finished*, and the
+connection is either ready for another one (``reusable`` is true) or must be
+closed, with ``close_reason`` saying why.
+
+When is a connection reusable?
+  HTTP/1.1 connections are persistent by default (RFC 9112 section 9.3):
+  nobody needs to ask for keep-alive. A connection is closed after a cycle
+  when either side sent ``Connection: close``, when the response was HTTP/1.0
+  (h11 never reuses those, even with ``Connection: keep-alive``: HTTP/1.0
+  keep-alive is an obsolete extension, RFC 9112 appendix C.2.2), or when the
+  body's end could only be known by the server closing (a response with
+  neither Content-Length nor chunked framing). h11 works all of this out; we
+  ask it (both states DONE) and read the headers only to name the reason.
+
+The server's ``Keep-Alive`` header
+  ``Keep-Alive: timeout=5, max=100`` (RFC 2068 section 19.7.1.1; never
+  standardised for HTTP/1.1 but sent by Apache, Node and others) tells how
+  long the server keeps an idle connection and how many more requests it
+  will take. We record both and stop reusing the connection *before* the
+  server would close it: after ``timeout - margin`` seconds idle (the margin
+  covers the time between the server starting its timer and us seeing the
+  response's end), and after ``max`` further requests. This removes most of
+  the keep-alive race at its source.
+
+Bookkeeping
+  ``responses`` (completed cycles), ``created_at``, ``idle_since`` and the
+  server's limits. ``response_started`` tells whether any byte of the current
+  response arrived: the retry rule (RFC 9112 section 9.3.1) depends on it.
+
+A connection is owned by one thread at a time (the pool hands it out), so
+nothing here takes a lock.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from typing import TYPE_CHECKING, Final
+
+import h11
+
+from ._exceptions import LocalProtocolError, RemoteProtocolError
+from ._headers import parse_keep_alive
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ._events import CloseReason, ExpiryReason
+    from ._socket import Stream
+    from ._url import Origin
+
+__all__ = ["Connection", "ConnectionState", "server_timeout_margin"]
+
+#: Bytes read per ``recv_into``. 64 KiB matches the largest TCP window most
+#: loopback and LAN transfers reach between reads; larger reads did not make
+#: downloads faster in our measurements, smaller ones cost more system calls.
+READ_SIZE: Final = 64 * 1024
+
+#: Most bytes of response head h11 will buffer before giving up: a server
+#: sending an endless header block gets RemoteProtocolError, not our memory.
+MAX_HEAD_SIZE: Final = 64 * 1024
+
+#: Bodies below this size are joined to the request head and sent in one
+#: write; larger ones go out in their own writes, never copied.
+SMALL_BODY: Final = 64 * 1024
+
+
+class ConnectionState(enum.Enum):
+    #: Carrying a request/response cycle, owned by exactly one thread.
+    ACTIVE = "active"
+    #: In the pool between cycles; owned by the pool.
+    IDLE = "idle"
+    #: Closed; never used again.
+    CLOSED = "closed"
+
+
+def server_timeout_margin(timeout: float) -> float:
+    """Seconds before a server's ``Keep-Alive: timeout`` we stop reusing.
+
+    One second, or a quarter of the timeout for timeouts under 4 s. A guess
+    at how far the server's clock may run ahead of ours on a busy host; on
+    loopback the true gap is well under a millisecond.
+    """
+    return min(1.0, timeout / 4)
+
+
+class Connection:
+    """One HTTP/1.1 connection to one origin.
+
+    Args:
+        stream: the connected socket.
+        origin: where it goes.
+        connection_id: unique within the client.
+    """
+
+    __slots__ = (
+        "_h11",
+        "_head_carried_close",
+        "_keep_alive_seen",
+        "_stream",
+        "_view",
+        "close_reason",
+        "created_at",
+        "id",
+        "idle_since",
+        "origin",
+        "origin_str",
+        "response_started",
+        "responses",
+        "reused",
+        "server_idle_limit",
+        "server_requests_left",
+        "state",
+        "tls_version",
+    )
+
+    def __init__(self, stream: Stream, origin: Origin, connection_id: int) -> None:
+        self._stream = stream
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
+        self._view = memoryview(bytearray(READ_SIZE))
+        self.id = connection_id
+        self.origin = origin
+        self.origin_str = str(origin)
+        self.tls_version = stream.tls_version
+        self.state = ConnectionState.ACTIVE
+        self.created_at = self.idle_since = time.monotonic()
+        #: Completed request/response cycles.
+        self.responses = 0
+        #: The current request runs on a connection that served before.
+        self.reused = False
+        #: Some byte of the current response has arrived.
+        self.response_started = False
+        #: Why the connection can't be reused, once a cycle has ended.
+        self.close_reason: CloseReason | None = None
+        #: From the server's Keep-Alive header: seconds of idleness after
+        #: which we stop reusing (timeout less the margin), and how many
+        #: more requests it accepts.
+        self.server_idle_limit: float | None = None
+        self.server_requests_left: int | None = None
+        self._keep_alive_seen = False
+        self._head_carried_close = False
+
+    # -- sending ------------------------------------------------------------
+
+    def send_request(
+        self,
+        request: h11.Request,
+        body: bytes | Iterable[bytes] | None,
+        timeout: float | None,
+    ) -> None:
+        """Send the request head and body.
+
+        Raises:
+            LocalProtocolError: the body disagrees with its framing headers.
+            WriteTimeout, RemoteProtocolError: from the socket.
+        """
+        self.response_started = False
+        h11_conn = self._h11
+        try:
+            head = h11_conn.send(request)
+            if body is None or isinstance(body, bytes):
+                if body and len(body) > SMALL_BODY:
+                    self._stream.send_all(head, timeout)
+                    self._send_chunk(body, timeout)
+                    self._stream.send_all(h11_conn.send(h11.EndOfMessage()), timeout)
+                    return
+                if body:
+                    head += b"".join(
+                        h11_conn.send_with_data_passthrough(h11.Data(data=body)) or ()
+                    )
+                head += h11_conn.send(h11.EndOfMessage())
+                self._stream.send_all(head, timeout)
+                return
+            self._stream.send_all(head, timeout)
+            for chunk in body:
+                if chunk:
+                    self._send_chunk(chunk, timeout)
+            self._stream.send_all(h11_conn.send(h11.EndOfMessage()), timeout)
+        except h11.LocalProtocolError as exc:
+            raise LocalProtocolError(f"can't send request: {exc}") from exc
+
+    def _send_chunk(self, chunk: bytes, timeout: float | None) -> None:
+        for piece in self._h11.send_with_data_passthrough(h11.Data(data=chunk)) or ():
+            self._stream.send_all(piece, timeout)
+
+    # -- receiving ----------------------------------------------------------
+
+    def receive_head(self, timeout: float | None) -> h11.Response:
+        """Read up to the final response head; 1xx responses are skipped.
+
+        Raises:
+            ReadTimeout, RemoteProtocolError.
+        """
+        while True:
+            event = self._next_event(timeout)
+            if type(event) is h11.Response:
+                self._note_head(event)
+                return event
+            if type(event) is not h11.InformationalResponse:
+                raise RemoteProtocolError(
+                    f"unexpected {type(event).__name__} before response"
+                )
+
+    def receive_body(self, timeout: float | None) -> bytes | bytearray | None:
+        """The next piece of the body, or ``None`` once it has all arrived.
+
+        When ``None`` is returned the cycle is finished and ``reusable`` /
+        ``close_reason`` are final.
+
+        Raises:
+            ReadTimeout, RemoteProtocolError: truncated or malformed body.
+        """
+        while True:
+            event = self._next_event(timeout)
+            if type(event) is h11.Data:
+                if event.data:
+                    return event.data
+                continue
+            if type(event) is h11.EndOfMessage:
+                self._finish_cycle()
+                return None
+            raise RemoteProtocolError(f"unexpected {type(event).__name__} in body")
+
+    def _next_event(self, timeout: float | None) -> h11.Event:
+        h11_conn = self._h11
+        try:
+            while True:
+                event = h11_conn.next_event()
+                if event is not h11.NEED_DATA:
+                    if event is h11.PAUSED:  # pragma: no cover - cycles always finish
+                        raise RemoteProtocolError("connection paused mid-cycle")
+                    return event  # type: ignore[return-value]
+                nbytes = self._stream.recv_into(self._view, timeout)
+                if nbytes:
+                    self.response_started = True
+                    h11_conn.receive_data(self._view[:nbytes])  # type: ignore[arg-type]
+                else:
+                    h11_conn.receive_data(b"")
+        except h11.RemoteProtocolError as exc:
+            if not self.response_started:
+                raise RemoteProtocolError(
+                    "server closed the connection without sending a response"
+                ) from exc
+            raise RemoteProtocolError(
+                f"malformed or truncated response: {exc}"
+            ) from exc
+
+    def _note_head(self, response: h11.Response) -> None:
+        # Keep-Alive: seen rarely, so look for it without building Headers.
+        values = [
+            v.decode("latin-1") for k, v in response.headers if k == b"keep-alive"
+        ]
+        if values:
+            timeout, max_ = parse_keep_alive(values)
+            if timeout is not None:
+                self.server_idle_limit = timeout - server_timeout_margin(timeout)
+            if max_ is not None:
+                self.server_requests_left = max_
+
+    def _finish_cycle(self) -> None:
+        self.responses += 1
+        h11_conn = self._h11
+        if h11_conn.our_state is h11.DONE and h11_conn.their_state is h11.DONE:
+            h11_conn.start_next_cycle()
+            return
+        self.close_reason = self._why_not_reusable()
+
+    def _why_not_reusable(self) -> CloseReason:
+        h11_conn = self._h11
+        if (
+            h11_conn.their_http_version is not None
+            and h11_conn.their_http_version < b"1.1"
+        ):
+            return "http_1_0"
+        if h11_conn.our_state is h11.MUST_CLOSE or h11_conn.their_state in (
+            h11.MUST_CLOSE,
+            h11.CLOSED,
+        ):
+            return "connection_close"
+        return "error"
+
+    @property
+    def is_reusable(self) -> bool:
+        """Whether the finished cycle left the connection fit for another."""
+        return self.close_reason is None and self._h11.our_state is h11.IDLE
+
+    # -- the pool's questions -------------------------------------------------
+
+    def expiry_reason(
+        self,
+        now: float,
+        idle_timeout: float | None,
+        max_requests: int | None,
+        max_age: float | None,
+    ) -> ExpiryReason | None:
+        """Which keep-alive rule, if any, forbids reusing this idle connection.
+
+        The request-count and age rules come first: they are final. Of the
+        two idle limits, the one that is shorter names the reason.
+        """
+        if max_requests is not None and self.responses >= max_requests:
+            return "max_requests"
+        if self.server_requests_left is not None and self.server_requests_left <= 0:
+            return "server_keep_alive"
+        if max_age is not None and now - self.created_at >= max_age:
+            return "max_age"
+        idle = now - self.idle_since
+        server_limit = self.server_idle_limit
+        if (
+            server_limit is not None
+            and idle >= server_limit
+            and (idle_timeout is None or server_limit <= idle_timeout)
+        ):
+            return "server_keep_alive"
+        if idle_timeout is not None and idle >= idle_timeout:
+            return "idle_timeout"
+        return None
+
+    def is_stale(self) -> bool:
+        """Whether the idle connection was closed by the peer (or holds bytes
+        nobody asked for). Never blocks. See ``_socket`` for why this works."""
+        return self._stream.is_readable()
+
+    def start_reuse(self) -> None:
+        """Note that the next request goes over this already-used connection."""
+        self.reused = True
+        if self.server_requests_left is not None:
+            self.server_requests_left -= 1
+
+    def close(self) -> None:
+        """Close the socket. Idempotent."""
+        self.state = ConnectionState.CLOSED
+        self._stream.close()

@@ -1,0 +1,211 @@
+"""Connection lifecycle events and their delivery.
+
+Every change in a connection's life is an event: opened, reused, expired,
+found stale, closed, and a request retried after the keep-alive race. Events
+go to the client's ``on_event`` callback and, as one short line each, to the
+``rawkeep`` logger at DEBUG level.
+
+Each connection's life ends with exactly one of ``ConnectionExpired``
+(retired by a keep-alive rule), ``StaleConnectionDiscarded`` (the server had
+closed it while idle) or ``ConnectionClosed`` (every other reason). So for a
+closed client, ``ConnectionOpened`` events equal those three put together.
+
+Events are only built when someone listens (a callback is set or the logger
+is enabled for DEBUG): the hot path of a reused connection pays one check.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, TypeAlias, final
+
+__all__ = [
+    "CloseReason",
+    "ConnectionClosed",
+    "ConnectionExpired",
+    "ConnectionOpened",
+    "ConnectionReused",
+    "Emitter",
+    "Event",
+    "EventCallback",
+    "ExpiryReason",
+    "RequestRetried",
+    "StaleConnectionDiscarded",
+]
+
+logger = logging.getLogger("rawkeep")
+
+#: Why a connection was retired by a keep-alive rule.
+ExpiryReason: TypeAlias = Literal[
+    "idle_timeout",  # idle longer than the client's idle_timeout
+    "server_keep_alive",  # the server's Keep-Alive timeout or max would be passed
+    "max_requests",  # served max_requests_per_connection responses
+    "max_age",  # older than max_connection_age
+]
+
+#: Why a connection was closed, other than expiry or staleness.
+CloseReason: TypeAlias = Literal[
+    "client_closed",  # Client.close()
+    "connection_close",  # "Connection: close" in the request or the response
+    "http_1_0",  # the response was HTTP/1.0, which is never reused
+    "error",  # an I/O, timeout or protocol failure on it
+    "unread_body",  # a streamed response was closed with too much body left
+    "pool_full",  # idle, evicted to make room for another origin's connection
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base class of all lifecycle events.
+
+    Attributes:
+        connection_id: the connection's id, unique within one client.
+        origin: e.g. ``"http://127.0.0.1:8080"``.
+        time: when it happened, wall-clock seconds since the epoch.
+    """
+
+    connection_id: int
+    origin: str
+    time: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as plain data, with its type under ``"event"``."""
+        return {"event": type(self).__name__, **asdict(self)}
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionOpened(Event):
+    """A new connection was established (TCP, plus TLS for https).
+
+    Attributes:
+        tls_version: e.g. ``"TLSv1.3"``, or ``None`` for plain http.
+        connect_time: seconds spent connecting, handshake included.
+    """
+
+    tls_version: str | None
+    connect_time: float
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionReused(Event):
+    """An idle connection passed its checks and carries the next request.
+
+    Attributes:
+        idle_for: seconds it sat idle in the pool.
+        responses: responses it had served before this request.
+    """
+
+    idle_for: float
+    responses: int
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionExpired(Event):
+    """A connection was retired by a keep-alive rule and closed.
+
+    Attributes:
+        reason: which rule, see ``ExpiryReason``.
+    """
+
+    reason: ExpiryReason
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StaleConnectionDiscarded(Event):
+    """An idle connection was found closed by the server (or holding bytes
+    nobody asked for) when about to be reused, and was closed unused."""
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionClosed(Event):
+    """A connection was closed for a reason other than expiry or staleness.
+
+    Attributes:
+        reason: see ``CloseReason``.
+    """
+
+    reason: CloseReason
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestRetried(Event):
+    """A request failed on a reused connection before any response byte
+    arrived (the keep-alive race) and is sent again on a new connection.
+
+    ``connection_id`` is the connection that failed.
+
+    Attributes:
+        method: the request method.
+        url: the URL, without credentials.
+        attempt: 1 for the first retry, 2 for the second...
+        error: the failure, in words.
+    """
+
+    method: str
+    url: str
+    attempt: int
+    error: str
+
+
+#: The signature of ``on_event``.
+EventCallback: TypeAlias = Callable[[Event], None]
+
+
+class Emitter:
+    """Delivers events to a callback and to the ``rawkeep`` logger.
+
+    A callback that raises does not break the request that triggered it
+    (the event is reported from the middle of pool bookkeeping, where an
+    exception would leave the pool inconsistent); its exception is logged
+    at ERROR on the ``rawkeep`` logger instead.
+    """
+
+    __slots__ = ("_callback",)
+
+    def __init__(self, callback: EventCallback | None) -> None:
+        self._callback = callback
+
+    @property
+    def enabled(self) -> bool:
+        """Whether anyone listens; callers skip building events otherwise."""
+        return self._callback is not None or logger.isEnabledFor(logging.DEBUG)
+
+    def emit(self, event: Event) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s", describe(event))
+        if self._callback is not None:
+            try:
+                self._callback(event)
+            except Exception:
+                logger.exception("on_event callback raised on %r", event)
+
+
+def now() -> float:
+    """The timestamp put in events."""
+    return time.time()
+
+
+def describe(event: Event) -> str:
+    """One short, stable log line for an event."""
+    head = f"{type(event).__name__} #{event.connection_id} {event.origin}"
+    if isinstance(event, ConnectionOpened):
+        tls = f" {event.tls_version}" if event.tls_version else ""
+        return f"{head}{tls} in {event.connect_time * 1000:.1f} ms"
+    if isinstance(event, ConnectionReused):
+        return f"{head} idle {event.idle_for:.3f} s, {event.responses} served"
+    if isinstance(event, ConnectionExpired | ConnectionClosed):
+        return f"{head} reason={event.reason}"
+    if isinstance(event, RequestRetried):
+        return (
+            f"{head} {event.method} {event.url} attempt {event.attempt}: {event.error}"
+        )
+    return head

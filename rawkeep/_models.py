@@ -1,0 +1,419 @@
+"""``Request`` (what to send, and whether it can be sent again) and ``Response``.
+
+A ``Response`` owns its connection until the body has been read to the end,
+then hands it back to the pool. Closing it earlier either drains the rest
+(when little is left, so the connection can be reused) or closes the
+connection: a half-read connection is never reused, because the next
+response would start in the middle of this one's body.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any, Final, TypeAlias, TypeGuard, final
+
+import h11
+
+from ._exceptions import HTTPStatusError, LocalProtocolError, RawkeepError
+from ._headers import Headers
+
+if TYPE_CHECKING:
+    from ._connection import Connection
+    from ._events import CloseReason
+    from ._pool import Pool
+    from ._url import URL
+
+__all__ = ["Content", "Request", "Response"]
+
+#: What ``content=`` accepts.
+Content: TypeAlias = "bytes | str | Iterable[bytes] | IO[bytes]"
+
+#: A streamed response closed with at most this much body left is drained so
+#: its connection can be reused; with more left, reading it would cost more
+#: than a new connection (a loopback connect is ~50 us, 64 KiB ~20 us of reads,
+#: but over a real network the balance tips quickly).
+DRAIN_LIMIT: Final = 64 * 1024
+
+#: Most seconds spent draining, whatever the read timeout says.
+DRAIN_TIME: Final = 1.0
+
+#: Block size for streaming a file body.
+FILE_BLOCK: Final = 64 * 1024
+
+# RFC 9110 section 9.2.2: methods whose repetition has the same effect.
+IDEMPOTENT_METHODS: Final = frozenset(
+    {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}
+)
+
+
+class Request:
+    """A request ready to be sent, possibly more than once.
+
+    Built by the client; the body is normalised here so that sending is a
+    loop over byte chunks, and replaying (for a retry) is known to be safe:
+    bytes always are, a seekable file is (it is rewound), an iterator is not.
+    """
+
+    __slots__ = ("_file_start", "body", "h11_request", "headers", "method", "url")
+
+    def __init__(
+        self,
+        method: str,
+        url: URL,
+        headers: Headers,
+        body: bytes | Iterable[bytes] | IO[bytes] | None,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self._file_start: int | None = None
+        if _is_file(body):
+            self._file_start = _tell(body)
+        self.h11_request = _to_h11(method, url, headers)
+
+    @property
+    def is_replayable(self) -> bool:
+        """Whether the body can be sent again (for a retry)."""
+        body = self.body
+        if body is None or isinstance(body, bytes):
+            return True
+        return self._file_start is not None
+
+    @property
+    def is_idempotent(self) -> bool:
+        return self.method in IDEMPOTENT_METHODS
+
+    def body_chunks(self) -> bytes | Iterable[bytes] | None:
+        """The body for one attempt; a file is rewound to where it started."""
+        body = self.body
+        if body is None or isinstance(body, bytes):
+            return body
+        if _is_file(body):
+            if self._file_start is not None:
+                body.seek(self._file_start)
+            return _read_blocks(body)
+        return body
+
+
+def _to_h11(method: str, url: URL, headers: Headers) -> h11.Request:
+    # h11 validates the method, the target and every header (token names, no
+    # CR/LF/NUL in values, framing headers) when the event is built, so a bad
+    # request is refused here, before a connection is even taken.
+    try:
+        return h11.Request(method=method, target=url.target, headers=headers.raw())
+    except h11.LocalProtocolError as exc:
+        raise LocalProtocolError(f"invalid request: {exc}") from exc
+    except UnicodeEncodeError as exc:
+        raise LocalProtocolError(
+            f"header names and values must be Latin-1: {exc}"
+        ) from exc
+
+
+def _is_file(body: object) -> TypeGuard[IO[bytes]]:
+    return hasattr(body, "read") and not isinstance(body, bytes | str)
+
+
+def _tell(body: IO[bytes]) -> int | None:
+    try:
+        return body.tell() if body.seekable() else None
+    except (AttributeError, OSError):
+        return None
+
+
+def _read_blocks(body: IO[bytes]) -> Iterator[bytes]:
+    while block := body.read(FILE_BLOCK):
+        if not isinstance(block, bytes):
+            raise TypeError("file bodies must be opened in binary mode")
+        yield block
+
+
+@final
+class Response:
+    """An HTTP response; its body may still be on the wire (``stream()``).
+
+    Attributes:
+        status: the status code, e.g. 200.
+        reason: the reason phrase, e.g. "OK" (may be empty).
+        http_version: "HTTP/1.1" or "HTTP/1.0".
+        headers: the response headers.
+        url: the URL requested, without credentials.
+        history: responses of the redirects that led here (oldest first).
+        connection_id: the connection it came over, unique per client.
+        reused: whether that connection had served an earlier response.
+    """
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        reason: str,
+        http_version: str,
+        headers: Headers,
+        url: str,
+        connection: Connection | None = None,
+        pool: Pool | None = None,
+        read_timeout: float | None = None,
+        content: bytes | None = None,
+        connection_id: int = -1,
+        reused: bool = False,
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.http_version = http_version
+        self.headers = headers
+        self.url = url
+        self.history: list[Response] = []
+        self.connection_id = connection.id if connection is not None else connection_id
+        self.reused = connection.reused if connection is not None else reused
+        self._conn = connection
+        self._pool = pool
+        self._read_timeout = read_timeout
+        self._content = content
+        self._received = 0
+        self._stream_started = False
+
+    # -- the body -------------------------------------------------------------
+
+    @property
+    def content(self) -> bytes:
+        """The whole body; read from the connection on first access."""
+        if self._content is None:
+            return self.read()
+        return self._content
+
+    def read(self) -> bytes:
+        """Read the rest of the body, keep it, and release the connection.
+
+        Raises:
+            ReadTimeout, RemoteProtocolError: while reading.
+            RuntimeError: the body was already partly consumed by iteration.
+        """
+        if self._content is None:
+            self._content = b"".join(self.iter_raw())
+        return self._content
+
+    @property
+    def text(self) -> str:
+        """The body decoded with the charset of Content-Type, else UTF-8.
+
+        Undecodable bytes become U+FFFD rather than raising.
+        """
+        return self.content.decode(self.encoding, errors="replace")
+
+    @property
+    def encoding(self) -> str:
+        """The charset named by Content-Type, or "utf-8"."""
+        content_type = self.headers.get("content-type", "")
+        for param in content_type.split(";")[1:]:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "charset" and value.strip():
+                charset = value.strip().strip('"')
+                try:
+                    import codecs
+
+                    return codecs.lookup(charset).name
+                except LookupError:
+                    break
+        return "utf-8"
+
+    def json(self, **kwargs: Any) -> Any:
+        """The body parsed as JSON (``json.loads`` keyword arguments pass through).
+
+        Raises:
+            ValueError: the body is not valid JSON.
+        """
+        import json
+
+        return json.loads(self.content, **kwargs)
+
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        """The body in pieces, decoded.
+
+        No Content-Encoding is decoded yet (rawkeep does not send
+        Accept-Encoding, so servers send the body as it is); decoding
+        arrives with TODO(#4). Until then this is ``iter_raw``.
+        """
+        return self.iter_raw(chunk_size)
+
+    def iter_raw(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        """The body in pieces, exactly as received.
+
+        Args:
+            chunk_size: yield pieces of exactly this many bytes (the last may
+                be shorter); ``None`` yields them as they arrive.
+
+        Raises:
+            ReadTimeout, RemoteProtocolError: while reading; the connection
+                is then closed.
+            RuntimeError: the body was already consumed by an earlier iteration.
+            ValueError: ``chunk_size`` is not a positive int.
+        """
+        if chunk_size is not None and chunk_size <= 0:
+            raise ValueError(f"chunk_size must be a positive int, not {chunk_size!r}")
+        if self._content is not None:
+            return _rechunk(iter((self._content,)), chunk_size)
+        if self._stream_started:
+            raise RuntimeError("the response body was already consumed")
+        self._stream_started = True
+        return _rechunk(self._iter_from_connection(), chunk_size)
+
+    def _iter_from_connection(self) -> Iterator[bytes]:
+        try:
+            while (chunk := self._read_chunk()) is not None:
+                yield chunk
+        finally:
+            # Left early (break, exception in the caller's loop): close, which
+            # drains a small rest or closes the connection.
+            if self._conn is not None:
+                self.close()
+
+    def _read_chunk(self) -> bytes | None:
+        conn = self._conn
+        if conn is None:
+            return None
+        try:
+            data = conn.receive_body(self._read_timeout)
+        except BaseException:
+            self._conn = None
+            self._give_back(conn, "error")
+            raise
+        if data is None:
+            self._conn = None
+            self._give_back(conn, None)
+            return None
+        self._received += len(data)
+        return data if type(data) is bytes else bytes(data)
+
+    def _give_back(self, conn: Connection, reason: CloseReason | None) -> None:
+        """Release ``conn`` to the pool, or close it for ``reason``."""
+        assert self._pool is not None
+        if reason is None:
+            self._pool.release(conn)
+        else:
+            self._pool.discard(conn, reason)
+
+    # -- closing --------------------------------------------------------------
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the connection has been handed back (body read or closed)."""
+        return self._conn is None
+
+    def close(self) -> None:
+        """Give the connection back without reading the rest of the body.
+
+        A small rest (at most 64 KiB, read within 1 s) is drained and the
+        connection reused; otherwise it is closed. Idempotent.
+        """
+        conn = self._conn
+        if conn is None:
+            return
+        self._conn = None
+        self._give_back(conn, None if self._drain(conn) else "unread_body")
+
+    def _drain(self, conn: Connection) -> bool:
+        length = self.headers.get("content-length")
+        if (
+            length is not None
+            and length.isdigit()
+            and int(length) - self._received > DRAIN_LIMIT
+        ):
+            return False
+        deadline = time.monotonic() + DRAIN_TIME
+        budget = DRAIN_LIMIT
+        timeout = (
+            DRAIN_TIME
+            if self._read_timeout is None
+            else min(self._read_timeout, DRAIN_TIME)
+        )
+        try:
+            while (data := conn.receive_body(timeout)) is not None:
+                budget -= len(data)
+                if budget < 0 or time.monotonic() > deadline:
+                    return False
+        except RawkeepError:
+            return False
+        return True
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- status ---------------------------------------------------------------
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status < 300
+
+    def raise_for_status(self) -> Response:
+        """Raise ``HTTPStatusError`` for a 4xx or 5xx status; else return self.
+
+        Raises:
+            HTTPStatusError: carrying this response as ``.response``.
+        """
+        if 400 <= self.status < 600:
+            kind = "client error" if self.status < 500 else "server error"
+            raise HTTPStatusError(
+                f"{self.status} {self.reason} ({kind}) for {self.url}",
+                response=self,
+                connection_id=self.connection_id,
+            )
+        return self
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status} {self.reason}]>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A pickled response keeps its data, never its connection.
+        self.read() if self._conn is not None else None
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "http_version": self.http_version,
+            "headers": self.headers.items(),
+            "url": self.url,
+            "content": self._content,
+            "history": self.history,
+            "connection_id": self.connection_id,
+            "reused": self.reused,
+        }
+
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        self.__init__(
+            status=state["status"],
+            reason=state["reason"],
+            http_version=state["http_version"],
+            headers=Headers(state["headers"]),
+            url=state["url"],
+            content=state["content"],
+            connection_id=state["connection_id"],
+            reused=state["reused"],
+        )
+        self.history = state["history"]
+
+
+def _rechunk(chunks: Iterator[bytes], size: int | None) -> Iterator[bytes]:
+    if size is None:
+        return chunks
+    return _exact_chunks(chunks, size)
+
+
+def _exact_chunks(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
+    pending = bytearray()
+    try:
+        for chunk in chunks:
+            pending += chunk
+            while len(pending) >= size:
+                yield bytes(pending[:size])
+                del pending[:size]
+    finally:
+        # Closing this generator early must close the one reading the
+        # connection now, not whenever it is garbage collected.
+        if isinstance(chunks, Generator):
+            chunks.close()
+    if pending:
+        yield bytes(pending)

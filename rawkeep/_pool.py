@@ -1,0 +1,464 @@
+"""The connection pool: origin -> idle connections, limits, expiry, stats.
+
+Theory of operation
+-------------------
+The pool owns every connection that is not carrying a request. ``acquire``
+hands one out (reused or new), ``release`` takes it back after a finished
+cycle, ``discard`` takes back one that failed. Every open connection is
+counted against two limits: ``max_connections`` in all, and
+``max_connections_per_host`` per origin. A slot is taken when a connect
+*starts* (so concurrent connects can't overshoot the limits) and given back
+when the connection closes.
+
+Which idle connection is reused?
+  The most recently used one (LIFO). Servers close connections that stay
+  idle too long, so the freshest is the least likely to have been closed,
+  and under a light load the older ones age out instead of being kept warm.
+
+Before reuse, three checks, cheapest first:
+  1. Expiry rules, in memory: the client's ``idle_timeout``, the server's
+     ``Keep-Alive: timeout`` less a margin and its ``max``, the client's
+     ``max_requests_per_connection`` and ``max_connection_age``. An expired
+     connection is closed with that reason (``ConnectionExpired``).
+  2. The stale probe: one zero-timeout ``poll()``. An idle HTTP/1.1
+     connection must never be readable; if it is, the server closed it (or
+     sent bytes nobody asked for). It is closed unused
+     (``StaleConnectionDiscarded``) and the next candidate is tried.
+  3. Nothing else: a close still in flight on the network can't be seen.
+     That is the keep-alive race, which the client's retry rule covers
+     (RFC 9112 section 9.3.1).
+
+Expiry is lazy: connections of the origin being requested are checked when
+they are taken; those of other origins are swept at most once a second, so
+expired idle sockets do not linger while the client talks to other hosts.
+
+Locking: one ``threading.Condition`` guards the bookkeeping only. Decisions
+are made under it; connecting, probing, closing sockets and emitting events
+happen outside it, so a slow TLS handshake never blocks other threads.
+Counters change only on state transitions; ``pool_stats`` reads them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, TypeAlias, final
+
+from ._connection import ConnectionState
+from ._events import (
+    ConnectionClosed,
+    ConnectionExpired,
+    ConnectionOpened,
+    ConnectionReused,
+    Emitter,
+    StaleConnectionDiscarded,
+    now,
+)
+from ._exceptions import ClientClosed, PoolTimeout
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from ._connection import Connection
+    from ._events import CloseReason, ExpiryReason
+    from ._url import Origin
+
+__all__ = ["Opener", "Pool", "PoolStats"]
+
+#: Seconds between sweeps of other origins' idle connections for expiry.
+SWEEP_INTERVAL: Final = 1.0
+
+#: ``opener(origin, connection_id, connect_timeout)`` opens a connection.
+Opener: TypeAlias = "Callable[[Origin, int, float | None], Connection]"
+
+# A connection to close outside the lock, and the event that says why:
+# an expiry reason, a close reason, or "stale".
+_Doomed: TypeAlias = "tuple[Connection, str, bool]"
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolStats:
+    """A snapshot of the pool's counters.
+
+    Attributes:
+        opened: connections ever opened.
+        reused: responses served over a reused connection.
+        closed: connections ever closed, whatever the reason.
+        idle: connections now idle in the pool.
+        active: connections now carrying a request.
+        per_host: the same counts per origin (``"http://host:port"``);
+            empty in the per-origin entries themselves.
+    """
+
+    opened: int
+    reused: int
+    closed: int
+    idle: int
+    active: int
+    per_host: Mapping[str, PoolStats] = field(default_factory=dict)
+
+
+class _Host:
+    """Bookkeeping for one origin."""
+
+    __slots__ = ("active", "closed", "idle", "open", "opened", "reused")
+
+    def __init__(self) -> None:
+        self.idle: deque[Connection] = deque()  # oldest left, freshest right
+        self.open = 0  # open or connecting: what counts against the limits
+        self.active = 0
+        self.opened = 0
+        self.closed = 0
+        self.reused = 0
+
+    def stats(self) -> PoolStats:
+        return PoolStats(
+            opened=self.opened,
+            reused=self.reused,
+            closed=self.closed,
+            idle=len(self.idle),
+            active=self.active,
+        )
+
+
+class Pool:
+    """Idle connections by origin, under connection limits.
+
+    Args:
+        opener: opens a new connection (called outside the lock).
+        emitter: where lifecycle events go.
+        max_connections: open connections across all origins (None: no limit).
+        max_connections_per_host: open connections per origin (None: no limit).
+        idle_timeout: seconds an idle connection may be kept (None: forever).
+        max_requests: responses after which a connection is retired.
+        max_age: seconds after connecting after which it is retired.
+    """
+
+    def __init__(
+        self,
+        *,
+        opener: Opener,
+        emitter: Emitter,
+        max_connections: int | None,
+        max_connections_per_host: int | None,
+        idle_timeout: float | None,
+        max_requests: int | None,
+        max_age: float | None,
+    ) -> None:
+        self._opener = opener
+        self._emitter = emitter
+        self._max_total = max_connections
+        self._max_per_host = max_connections_per_host
+        self._idle_timeout = idle_timeout
+        self._max_requests = max_requests
+        self._max_age = max_age
+        self._cond = threading.Condition(threading.Lock())
+        self._hosts: dict[Origin, _Host] = {}
+        self._ids = itertools.count()
+        self._open = 0
+        self._waiters = 0
+        self._closed = False
+        self._last_sweep = time.monotonic()
+
+    # -- acquire --------------------------------------------------------------
+
+    def acquire(
+        self,
+        origin: Origin,
+        *,
+        pool_timeout: float | None,
+        connect_timeout: float | None,
+    ) -> Connection:
+        """A connection to ``origin``: an idle one that passes its checks,
+        else a new one once the limits allow.
+
+        Raises:
+            PoolTimeout: the limits stayed reached for ``pool_timeout`` s.
+            ClientClosed: the pool was closed.
+            ConnectError, ConnectTimeout, TLSError: opening failed.
+        """
+        deadline = None if pool_timeout is None else time.monotonic() + pool_timeout
+        while True:
+            conn, doomed, reserved = self._take_or_reserve(
+                origin, deadline, pool_timeout
+            )
+            self._close_doomed(doomed)
+            if conn is not None:
+                if conn.is_stale():
+                    self._drop(conn, "stale", stale=True)
+                    continue
+                idle_for = time.monotonic() - conn.idle_since
+                conn.start_reuse()
+                if self._emitter.enabled:
+                    self._emitter.emit(
+                        ConnectionReused(
+                            connection_id=conn.id,
+                            origin=conn.origin_str,
+                            time=now(),
+                            idle_for=idle_for,
+                            responses=conn.responses,
+                        )
+                    )
+                return conn
+            if reserved:
+                return self._open_reserved(origin, connect_timeout)
+
+    def _take_or_reserve(
+        self, origin: Origin, deadline: float | None, pool_timeout: float | None
+    ) -> tuple[Connection | None, list[_Doomed], bool]:
+        """Under the lock: pop a live idle connection, or reserve a slot for a
+        new one, or wait. Returns early with connections to close, if any,
+        so that closing happens outside the lock."""
+        doomed: list[_Doomed] = []
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise ClientClosed("the client has been closed")
+                host = self._hosts.get(origin)
+                if host is None:
+                    host = self._hosts[origin] = _Host()
+                mono = time.monotonic()
+                if mono - self._last_sweep >= SWEEP_INTERVAL:
+                    self._sweep(mono, doomed)
+                while host.idle:
+                    conn = host.idle.pop()
+                    reason = conn.expiry_reason(
+                        mono, self._idle_timeout, self._max_requests, self._max_age
+                    )
+                    if reason is not None:
+                        self._forget(host, conn)
+                        doomed.append((conn, reason, True))
+                        continue
+                    conn.state = ConnectionState.ACTIVE
+                    host.active += 1
+                    return conn, doomed, False
+                if self._has_room(host):
+                    host.open += 1
+                    self._open += 1
+                    return None, doomed, True
+                if self._evict_for(origin, host, doomed) or doomed:
+                    return None, doomed, False
+                remaining = None if deadline is None else deadline - mono
+                if remaining is not None and remaining <= 0:
+                    raise PoolTimeout(
+                        f"no connection to {origin} became free"
+                        f" within {pool_timeout} s",
+                        origin=str(origin),
+                    )
+                self._waiters += 1
+                try:
+                    self._cond.wait(remaining)
+                finally:
+                    self._waiters -= 1
+
+    def _has_room(self, host: _Host) -> bool:
+        if self._max_per_host is not None and host.open >= self._max_per_host:
+            return False
+        return self._max_total is None or self._open < self._max_total
+
+    def _evict_for(self, origin: Origin, host: _Host, doomed: list[_Doomed]) -> bool:
+        """At the overall limit with room for this origin: close the longest
+        idle connection of another origin to make room."""
+        if self._max_per_host is not None and host.open >= self._max_per_host:
+            return False
+        oldest: tuple[float, Origin] | None = None
+        for other, other_host in self._hosts.items():
+            if other != origin and other_host.idle:
+                since = other_host.idle[0].idle_since
+                if oldest is None or since < oldest[0]:
+                    oldest = (since, other)
+        if oldest is None:
+            return False
+        victim_host = self._hosts[oldest[1]]
+        victim = victim_host.idle.popleft()
+        self._forget(victim_host, victim)
+        doomed.append((victim, "pool_full", False))
+        return True
+
+    def _sweep(self, mono: float, doomed: list[_Doomed]) -> None:
+        """Expire idle connections of every origin, oldest first."""
+        self._last_sweep = mono
+        for host in self._hosts.values():
+            while host.idle:
+                reason = host.idle[0].expiry_reason(
+                    mono, self._idle_timeout, self._max_requests, self._max_age
+                )
+                if reason is None:
+                    break
+                conn = host.idle.popleft()
+                self._forget(host, conn)
+                doomed.append((conn, reason, True))
+
+    def _forget(self, host: _Host, conn: Connection) -> None:
+        """Bookkeeping for an idle connection that will be closed."""
+        host.open -= 1
+        host.closed += 1
+        self._open -= 1
+        conn.state = ConnectionState.CLOSED
+
+    def _open_reserved(
+        self, origin: Origin, connect_timeout: float | None
+    ) -> Connection:
+        connection_id = next(self._ids)
+        started = time.monotonic()
+        try:
+            conn = self._opener(origin, connection_id, connect_timeout)
+        except BaseException:
+            with self._cond:
+                self._hosts[origin].open -= 1
+                self._open -= 1
+                if self._waiters:
+                    self._cond.notify_all()
+            raise
+        with self._cond:
+            host = self._hosts[origin]
+            host.active += 1
+            host.opened += 1
+        if self._emitter.enabled:
+            self._emitter.emit(
+                ConnectionOpened(
+                    connection_id=connection_id,
+                    origin=conn.origin_str,
+                    time=now(),
+                    tls_version=conn.tls_version,
+                    connect_time=time.monotonic() - started,
+                )
+            )
+        return conn
+
+    # -- release ----------------------------------------------------------------
+
+    def release(self, conn: Connection) -> None:
+        """Take back a connection whose cycle finished: keep it idle if it
+        is reusable and no rule retires it, else close it."""
+        mono = time.monotonic()
+        conn.idle_since = mono
+        close_reason: str | None = conn.close_reason
+        expired = False
+        if close_reason is None and not conn.is_reusable:
+            close_reason = "error"
+        if close_reason is None:
+            close_reason = conn.expiry_reason(
+                mono, self._idle_timeout, self._max_requests, self._max_age
+            )
+            expired = close_reason is not None
+        with self._cond:
+            host = self._hosts[conn.origin]
+            host.active -= 1
+            if conn.reused:
+                host.reused += 1
+            if self._closed and close_reason is None:
+                close_reason = "client_closed"
+            if close_reason is None:
+                conn.state = ConnectionState.IDLE
+                host.idle.append(conn)
+            else:
+                host.open -= 1
+                host.closed += 1
+                self._open -= 1
+            if self._waiters:
+                self._cond.notify_all()
+        if close_reason is not None:
+            self._close_doomed([(conn, close_reason, expired)])
+
+    def discard(self, conn: Connection, reason: CloseReason = "error") -> None:
+        """Close a connection that can't be reused (a failure, an unread
+        body) and free its slot. Idempotent for an already closed one."""
+        self._drop(conn, reason, stale=False)
+
+    def _drop(self, conn: Connection, reason: str, *, stale: bool) -> None:
+        with self._cond:
+            if conn.state is ConnectionState.CLOSED:
+                return
+            host = self._hosts[conn.origin]
+            host.active -= 1
+            host.open -= 1
+            host.closed += 1
+            self._open -= 1
+            conn.state = ConnectionState.CLOSED
+            if self._waiters:
+                self._cond.notify_all()
+        conn.close()
+        if not self._emitter.enabled:
+            return
+        if stale:
+            event_stale = StaleConnectionDiscarded(
+                connection_id=conn.id, origin=conn.origin_str, time=now()
+            )
+            self._emitter.emit(event_stale)
+        else:
+            self._emit_closed(conn, reason, expired=False)
+
+    def _close_doomed(self, doomed: list[_Doomed]) -> None:
+        for conn, reason, expired in doomed:
+            conn.close()
+            if self._emitter.enabled:
+                self._emit_closed(conn, reason, expired=expired)
+
+    def _emit_closed(self, conn: Connection, reason: str, *, expired: bool) -> None:
+        if expired:
+            self._emitter.emit(
+                ConnectionExpired(
+                    connection_id=conn.id,
+                    origin=conn.origin_str,
+                    time=now(),
+                    reason=_as_expiry(reason),
+                )
+            )
+        else:
+            self._emitter.emit(
+                ConnectionClosed(
+                    connection_id=conn.id,
+                    origin=conn.origin_str,
+                    time=now(),
+                    reason=_as_close(reason),
+                )
+            )
+
+    # -- the whole pool ---------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every idle connection; active ones close when released.
+        Threads waiting for a connection get ``ClientClosed``. Idempotent."""
+        doomed: list[_Doomed] = []
+        with self._cond:
+            self._closed = True
+            for host in self._hosts.values():
+                while host.idle:
+                    conn = host.idle.popleft()
+                    self._forget(host, conn)
+                    doomed.append((conn, "client_closed", False))
+            self._cond.notify_all()
+        self._close_doomed(doomed)
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def stats(self) -> PoolStats:
+        """A consistent snapshot of the counters."""
+        with self._cond:
+            per_host = {
+                str(origin): host.stats() for origin, host in self._hosts.items()
+            }
+        return PoolStats(
+            opened=sum(s.opened for s in per_host.values()),
+            reused=sum(s.reused for s in per_host.values()),
+            closed=sum(s.closed for s in per_host.values()),
+            idle=sum(s.idle for s in per_host.values()),
+            active=sum(s.active for s in per_host.values()),
+            per_host=per_host,
+        )
+
+
+def _as_expiry(reason: str) -> ExpiryReason:
+    assert reason in ("idle_timeout", "server_keep_alive", "max_requests", "max_age")
+    return reason  # type: ignore[return-value]
+
+
+def _as_close(reason: str) -> CloseReason:
+    return reason  # type: ignore[return-value]

@@ -1,0 +1,277 @@
+"""Sockets: connect, TLS, timed reads and writes, and the idle probe.
+
+This is the only module that touches ``socket`` and ``ssl``, and the only
+place where their exceptions are caught. Each operation translates what the
+OS says into rawkeep's errors:
+
+* connect: ``TimeoutError`` -> ``ConnectTimeout``; any other ``OSError``
+  (refused, unreachable, name not resolved) -> ``ConnectError``; a failed
+  TLS handshake -> ``TLSError``.
+* read / write on an open connection: a timeout -> ``ReadTimeout`` /
+  ``WriteTimeout``; a reset, a broken pipe or a TLS alert ->
+  ``RemoteProtocolError`` (the peer went away in the middle of an exchange).
+
+Timeouts are per operation, as sockets implement them: ``read=5`` bounds
+each wait for bytes, not the whole response. The socket's timeout is cached
+so that switching between read and write timeouts costs a system call only
+when the value really changes.
+
+The idle probe
+--------------
+A pooled connection sits idle between requests, and the server may close it
+at any time (its keep-alive timeout, a restart, a load balancer). TCP tells
+us only if we look: a closed connection becomes *readable* (recv would
+return b"" for the FIN, or fail with ECONNRESET for a reset). A healthy idle
+HTTP/1.1 connection, on the other hand, is never readable: the server must
+not send anything before it gets a request. So one zero-timeout ``poll()``
+is a complete, non-blocking staleness check: readable means "do not use".
+It cannot see a close that is still in flight on the network; that
+remaining window is the keep-alive race, which retries cover.
+
+``ssl`` is imported only when an https connection or context is first
+needed, so plain-http users do not pay its import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import time
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+from ._exceptions import (
+    ConnectError,
+    ConnectTimeout,
+    ReadTimeout,
+    RemoteProtocolError,
+    TLSError,
+    WriteTimeout,
+)
+
+if TYPE_CHECKING:
+    import ssl
+
+__all__ = ["CertInput", "Stream", "VerifyInput", "connect", "make_ssl_context"]
+
+#: ``verify=``: True (system trust store), False, a CA bundle path, or a context.
+VerifyInput: TypeAlias = "bool | str | ssl.SSLContext"
+#: ``cert=``: a PEM file holding certificate and key, or (certificate, key).
+CertInput: TypeAlias = "str | tuple[str, str] | None"
+
+_HAS_POLL: Final = hasattr(select, "poll")
+
+
+class Stream:
+    """A connected socket (plain or TLS) with per-operation timeouts.
+
+    Not thread-safe: one connection, one owner at a time (the pool's rule).
+    """
+
+    __slots__ = ("_poller", "_sock", "_timeout", "tls_version")
+
+    def __init__(self, sock: socket.socket, tls_version: str | None = None) -> None:
+        self._sock = sock
+        self._timeout: float | None = sock.gettimeout()
+        self._poller: select.poll | None = None
+        self.tls_version = tls_version
+
+    def _set_timeout(self, timeout: float | None) -> None:
+        if timeout != self._timeout:
+            self._sock.settimeout(timeout)
+            self._timeout = timeout
+
+    def send_all(
+        self, data: bytes | bytearray | memoryview, timeout: float | None
+    ) -> None:
+        """Send every byte of ``data``.
+
+        Raises:
+            WriteTimeout: the peer accepted nothing for ``timeout`` seconds.
+            RemoteProtocolError: the connection was reset or closed.
+        """
+        self._set_timeout(timeout)
+        try:
+            self._sock.sendall(data)
+        except TimeoutError as exc:
+            raise WriteTimeout(f"write timed out after {timeout} s") from exc
+        except OSError as exc:
+            raise RemoteProtocolError(f"connection lost while sending: {exc}") from exc
+
+    def recv_into(self, buffer: bytearray | memoryview, timeout: float | None) -> int:
+        """Read available bytes into ``buffer``; 0 means the peer closed.
+
+        Raises:
+            ReadTimeout: nothing arrived for ``timeout`` seconds.
+            RemoteProtocolError: the connection was reset.
+        """
+        self._set_timeout(timeout)
+        try:
+            return self._sock.recv_into(buffer)
+        except TimeoutError as exc:
+            raise ReadTimeout(f"read timed out after {timeout} s") from exc
+        except OSError as exc:
+            raise RemoteProtocolError(f"connection lost while reading: {exc}") from exc
+
+    def is_readable(self) -> bool:
+        """Whether a read would not block: for an idle connection, that the
+        peer closed or reset it, or sent bytes nobody asked for.
+
+        Never blocks. A socket that is already closed counts as readable, so
+        that callers treat it as stale.
+        """
+        sock = self._sock
+        if sock.fileno() < 0:
+            return True
+        if self.tls_version is not None and sock.pending():  # type: ignore[attr-defined]
+            return True
+        if _HAS_POLL:
+            if self._poller is None:
+                self._poller = select.poll()
+                self._poller.register(sock, select.POLLIN | select.POLLPRI)
+            return bool(self._poller.poll(0))
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable)
+
+    def close(self) -> None:
+        """Close the socket, without a TLS close_notify (see below). Idempotent."""
+        # A TLS close_notify would cost a write that can block on a dead peer,
+        # and HTTP/1.1 framing (not close_notify) marks the end of each
+        # response, so truncation cannot go unnoticed. Plain close is enough.
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
+def connect(
+    host: str,
+    port: int,
+    *,
+    timeout: float | None,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+) -> Stream:
+    """Open a TCP connection, with TLS when ``ssl_context`` is given.
+
+    ``timeout`` bounds TCP connect and the TLS handshake together.
+
+    Raises:
+        ConnectTimeout: connect plus handshake took longer than ``timeout``.
+        ConnectError: refused, unreachable, or the name did not resolve.
+        TLSError: the handshake failed or the certificate did not verify.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except TimeoutError as exc:
+        raise ConnectTimeout(
+            f"connect to {host}:{port} timed out after {timeout} s"
+        ) from exc
+    except socket.gaierror as exc:
+        raise ConnectError(f"could not resolve {host!r}: {exc.strerror}") from exc
+    except OSError as exc:
+        raise ConnectError(
+            f"could not connect to {host}:{port}: {exc.strerror or exc}"
+        ) from exc
+    try:
+        # Requests are written in one sendall; without TCP_NODELAY a request
+        # whose body goes out in a second write waits for the delayed ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ssl_context is None:
+            return Stream(sock)
+        return _start_tls(sock, ssl_context, server_hostname or host, deadline)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _start_tls(
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    server_hostname: str,
+    deadline: float | None,
+) -> Stream:
+    import ssl
+
+    if deadline is not None:
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+    try:
+        tls = context.wrap_socket(sock, server_hostname=server_hostname)
+    except ssl.SSLCertVerificationError as exc:
+        raise TLSError(
+            f"certificate verify failed for {server_hostname}: {exc.verify_message}"
+        ) from exc
+    except ssl.SSLError as exc:
+        raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from exc
+    except TimeoutError as exc:
+        raise ConnectTimeout(f"TLS handshake with {server_hostname} timed out") from exc
+    except OSError as exc:
+        raise ConnectError(f"connection lost during TLS handshake: {exc}") from exc
+    return Stream(tls, tls.version())
+
+
+def make_ssl_context(verify: VerifyInput, cert: CertInput = None) -> ssl.SSLContext:
+    """Build the client's TLS context once; every https connection shares it.
+
+    Args:
+        verify: ``True`` verifies against the system trust store; a path
+            to a CA bundle file (or directory) verifies against it; an
+            ``ssl.SSLContext`` is used as it is; ``False`` disables
+            certificate and host name checks (never do this in production).
+        cert: a client certificate: a PEM path holding cert and key, or a
+            ``(cert_path, key_path)`` pair.
+
+    Raises:
+        TLSError: the CA bundle or the client certificate can't be loaded.
+        TypeError: ``verify`` or ``cert`` has an unsupported type.
+    """
+    import ssl
+
+    if isinstance(verify, ssl.SSLContext):
+        context = verify
+    elif verify is True or verify is False:
+        context = ssl.create_default_context()
+        if verify is False:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    elif isinstance(verify, str):
+        context = ssl.create_default_context()
+        try:
+            if _is_dir(verify):
+                context.load_verify_locations(capath=verify)
+            else:
+                context.load_verify_locations(cafile=verify)
+        except (OSError, ssl.SSLError) as exc:
+            raise TLSError(f"could not load CA bundle {verify!r}: {exc}") from exc
+    else:
+        raise TypeError(
+            f"verify must be a bool, a path or an SSLContext, not {verify!r}"
+        )
+    if not isinstance(verify, ssl.SSLContext):
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.set_alpn_protocols(["http/1.1"])
+    if cert is not None:
+        _load_cert(context, cert)
+    return context
+
+
+def _load_cert(context: ssl.SSLContext, cert: str | tuple[str, str]) -> None:
+    import ssl
+
+    if isinstance(cert, str):
+        certfile, keyfile = cert, None
+    elif len(cert) == 2:
+        certfile, keyfile = cert
+    else:
+        raise TypeError(f"cert must be a path or a (cert, key) pair, not {cert!r}")
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise TLSError(
+            f"could not load client certificate {certfile!r}: {exc}"
+        ) from exc
+
+
+def _is_dir(path: str) -> bool:
+    import os
+
+    return os.path.isdir(path)

@@ -1,0 +1,249 @@
+"""URL parsing: turn a user's URL string into an ``Origin`` and a request target.
+
+Parsing is strict on purpose. Everything that decides *where* bytes go
+(scheme, host, port) is validated here, before any I/O, and anything
+ambiguous raises ``InvalidURL`` rather than being guessed at: a client that
+quietly "fixes" a host name can end up talking to a different server.
+
+The path and query are more forgiving: characters that may not appear raw in
+a request target (RFC 9112 section 3.2; RFC 3986 section 2) are
+percent-encoded, while existing ``%XX`` escapes are kept as they are, so a
+URL that is already encoded is never encoded twice.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from typing import Final, NamedTuple, TypeAlias
+from urllib.parse import quote, urlencode
+
+from ._exceptions import InvalidURL
+
+__all__ = ["URL", "Origin", "QueryParams", "merge_params"]
+
+#: What ``params=`` accepts: a mapping or an iterable of pairs. Values that
+#: are not strings are converted with ``str()``; ``None`` values are dropped.
+QueryParams: TypeAlias = (
+    "Mapping[str, str | int | float | None]"
+    " | Iterable[tuple[str, str | int | float | None]]"
+)
+
+DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+# Anything at or below 0x20 (controls and space) or DEL, anywhere in the URL.
+# Whitespace in a URL is almost always a bug (a pasted newline, a header
+# injection attempt); RFC 3986 appendix C suggests stripping it, we refuse.
+_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
+
+# scheme "://" authority, then path-abempty, then "?" query, "#" fragment.
+_SPLIT = re.compile(
+    r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://"
+    r"(?P<authority>[^/?#]*)"
+    r"(?P<path>[^?#]*)"
+    r"(?:\?(?P<query>[^#]*))?"
+    r"(?:#(?P<fragment>.*))?$",
+    re.DOTALL,
+)
+
+# A registered name after IDNA encoding: LDH labels separated by dots
+# (underscores are tolerated: they occur in real internal host names).
+_HOSTNAME = re.compile(
+    r"^(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))*\.?$"
+)
+
+# Characters left as they are in the path and query: unreserved, sub-delims,
+# ":" and "@" (RFC 3986 pchar), "/" and "?" and "%" (existing escapes are
+# checked separately). Everything else is percent-encoded as UTF-8.
+_PATH_SAFE: Final = "/:@!$&'()*+,;=-._~%"
+_QUERY_SAFE: Final = _PATH_SAFE + "?"
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+class Origin(NamedTuple):
+    """Where a connection goes: scheme, host and port.
+
+    ``host`` is lower-case ASCII (IDNA-encoded for international names) and
+    an IPv6 address is stored without brackets. ``str(origin)`` gives
+    ``"http://127.0.0.1:8080"``, the form used in events and ``PoolStats``.
+    """
+
+    scheme: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{_bracket(self.host)}:{self.port}"
+
+    @property
+    def host_header(self) -> str:
+        """The ``Host`` header value: the port only when it is not the default."""
+        host = _bracket(self.host)
+        if DEFAULT_PORTS[self.scheme] == self.port:
+            return host
+        return f"{host}:{self.port}"
+
+
+class URL:
+    """A parsed, validated absolute ``http`` or ``https`` URL.
+
+    Args:
+        url: the URL text, e.g. ``"https://example.org:8443/a/b?x=1"``.
+        params: extra query parameters, appended after the URL's own.
+
+    Raises:
+        InvalidURL: the scheme is not http or https, the host is empty or
+            malformed, the port is not a number in 1..65535, or the text
+            contains whitespace or control characters.
+    """
+
+    __slots__ = ("fragment", "origin", "path", "query", "userinfo")
+
+    origin: Origin
+    path: str
+    query: str
+    fragment: str
+    userinfo: str
+
+    def __init__(self, url: str, *, params: QueryParams | None = None) -> None:
+        if not isinstance(url, str):
+            raise InvalidURL(f"URL must be a str, not {type(url).__name__}")
+        if _FORBIDDEN.search(url):
+            raise InvalidURL(f"URL contains whitespace or control characters: {url!r}")
+        match = _SPLIT.match(url)
+        if match is None:
+            raise InvalidURL(f"not an absolute http(s) URL: {url!r}")
+        scheme = match["scheme"].lower()
+        if scheme not in DEFAULT_PORTS:
+            raise InvalidURL(f"unsupported scheme {scheme!r}: only http and https")
+        userinfo, host, port = _split_authority(match["authority"], scheme)
+        self.origin = Origin(scheme, host, port)
+        self.userinfo = userinfo
+        self.path = _quote(match["path"] or "/", _PATH_SAFE)
+        self.query = _quote(match["query"] or "", _QUERY_SAFE)
+        if params:
+            self.query = merge_params(self.query, params)
+        self.fragment = match["fragment"] or ""
+
+    @property
+    def target(self) -> str:
+        """The request target in origin-form (RFC 9112 section 3.2.1)."""
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+    @property
+    def scheme(self) -> str:
+        return self.origin.scheme
+
+    @property
+    def host(self) -> str:
+        return self.origin.host
+
+    @property
+    def port(self) -> int:
+        return self.origin.port
+
+    def __str__(self) -> str:
+        # Userinfo is left out on purpose: this string appears in events,
+        # logs and errors, where a password must never show.
+        text = f"{self.origin.scheme}://{self.origin.host_header}{self.target}"
+        return f"{text}#{self.fragment}" if self.fragment else text
+
+    def __repr__(self) -> str:
+        return f"URL({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, URL):
+            return NotImplemented
+        return str(self) == str(other) and self.userinfo == other.userinfo
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+
+def merge_params(query: str, params: QueryParams) -> str:
+    """Append ``params`` to an encoded query string, form-encoded.
+
+    Raises:
+        InvalidURL: a parameter name is not a string.
+    """
+    items = params.items() if isinstance(params, Mapping) else params
+    pairs: list[tuple[str, str]] = []
+    for key, value in items:
+        if not isinstance(key, str):
+            raise InvalidURL(f"query parameter names must be str, not {key!r}")
+        if value is not None:
+            pairs.append((key, value if isinstance(value, str) else str(value)))
+    extra = urlencode(pairs)
+    if not extra:
+        return query
+    return f"{query}&{extra}" if query else extra
+
+
+def _split_authority(authority: str, scheme: str) -> tuple[str, str, int]:
+    userinfo, _, hostport = authority.rpartition("@")
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            raise InvalidURL(f"unterminated IPv6 literal in {authority!r}")
+        host = _ipv6(hostport[1:end])
+        rest = hostport[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise InvalidURL(f"unexpected text after IPv6 literal: {rest!r}")
+        port_text = rest[1:] if rest else None
+    else:
+        host_text, colon, port_text_raw = hostport.partition(":")
+        port_text = port_text_raw if colon else None
+        host = _hostname(host_text)
+    return userinfo, host, _port(port_text, scheme)
+
+
+def _ipv6(text: str) -> str:
+    try:
+        return ipaddress.IPv6Address(text).compressed
+    except ValueError:
+        raise InvalidURL(f"invalid IPv6 address {text!r}") from None
+
+
+def _hostname(text: str) -> str:
+    if not text:
+        raise InvalidURL("URL has an empty host")
+    if text.isascii():
+        host = text.lower()
+    else:
+        try:
+            host = text.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise InvalidURL(f"host {text!r} is not a valid IDNA name") from None
+    if host.replace(".", "").isdigit():
+        try:
+            return str(ipaddress.IPv4Address(host))
+        except ValueError:
+            raise InvalidURL(f"invalid IPv4 address {text!r}") from None
+    if not _HOSTNAME.match(host) or len(host) > 253:
+        raise InvalidURL(f"invalid host name {text!r}")
+    return host
+
+
+def _port(text: str | None, scheme: str) -> int:
+    if text is None or text == "":
+        # "http://host:/" has an empty port, which RFC 3986 treats as default.
+        return DEFAULT_PORTS[scheme]
+    if not text.isdigit() or not text.isascii():
+        raise InvalidURL(f"port must be a number, got {text!r}")
+    port = int(text)
+    if not 0 < port < 65536:
+        raise InvalidURL(f"port {port} is out of range 1-65535")
+    return port
+
+
+def _quote(text: str, safe: str) -> str:
+    # A "%" that does not start a valid escape is itself encoded, so that
+    # "100%" becomes "100%25" and existing "%2F" stays as it is.
+    if "%" in text:
+        text = _BAD_ESCAPE.sub("%25", text)
+    return quote(text, safe=safe)
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
