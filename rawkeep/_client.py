@@ -373,6 +373,7 @@ class Client:
                 request.url.origin,
                 pool_timeout=limits.pool,
                 connect_timeout=limits.connect,
+                fresh=attempt > 0,
             )
             try:
                 return self._send_once(conn, request, limits)

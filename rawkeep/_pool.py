@@ -172,9 +172,15 @@ class Pool:
         *,
         pool_timeout: float | None,
         connect_timeout: float | None,
+        fresh: bool = False,
     ) -> Connection:
         """A connection to ``origin``: an idle one that passes its checks,
         else a new one once the limits allow.
+
+        ``fresh=True`` skips idle connections and opens a new one (a retry
+        after the keep-alive race must not meet another connection the
+        server may be closing); at the limit, the origin's own longest-idle
+        connection is closed to make room.
 
         Raises:
             PoolTimeout: the limits stayed reached for ``pool_timeout`` s.
@@ -184,7 +190,7 @@ class Pool:
         deadline = None if pool_timeout is None else time.monotonic() + pool_timeout
         while True:
             conn, doomed, reserved = self._take_or_reserve(
-                origin, deadline, pool_timeout
+                origin, deadline, pool_timeout, fresh
             )
             self._close_doomed(doomed)
             if conn is not None:
@@ -208,7 +214,11 @@ class Pool:
                 return self._open_reserved(origin, connect_timeout)
 
     def _take_or_reserve(
-        self, origin: Origin, deadline: float | None, pool_timeout: float | None
+        self,
+        origin: Origin,
+        deadline: float | None,
+        pool_timeout: float | None,
+        fresh: bool,
     ) -> tuple[Connection | None, list[_Doomed], bool]:
         """Under the lock: pop a live idle connection, or reserve a slot for a
         new one, or wait. Returns early with connections to close, if any,
@@ -224,7 +234,7 @@ class Pool:
                 mono = time.monotonic()
                 if mono - self._last_sweep >= SWEEP_INTERVAL:
                     self._sweep(mono, doomed)
-                while host.idle:
+                while host.idle and not fresh:
                     conn = host.idle.pop()
                     reason = conn.expiry_reason(
                         mono, self._idle_timeout, self._max_requests, self._max_age
@@ -240,7 +250,7 @@ class Pool:
                     host.open += 1
                     self._open += 1
                     return None, doomed, True
-                if self._evict_for(origin, host, doomed) or doomed:
+                if self._evict_for(origin, host, doomed, fresh) or doomed:
                     return None, doomed, False
                 remaining = None if deadline is None else deadline - mono
                 if remaining is not None and remaining <= 0:
@@ -260,20 +270,26 @@ class Pool:
             return False
         return self._max_total is None or self._open < self._max_total
 
-    def _evict_for(self, origin: Origin, host: _Host, doomed: list[_Doomed]) -> bool:
-        """At the overall limit with room for this origin: close the longest
-        idle connection of another origin to make room."""
+    def _evict_for(
+        self, origin: Origin, host: _Host, doomed: list[_Doomed], fresh: bool
+    ) -> bool:
+        """At a limit: close the longest-idle connection that frees a slot
+        for this origin: another origin's when the overall limit is the
+        obstacle, and this origin's own only when a fresh one is wanted."""
         if self._max_per_host is not None and host.open >= self._max_per_host:
+            candidates = [origin] if fresh and host.idle else []
+        else:
+            candidates = [
+                other
+                for other, other_host in self._hosts.items()
+                if other_host.idle and (fresh or other != origin)
+            ]
+        if not candidates:
             return False
-        oldest: tuple[float, Origin] | None = None
-        for other, other_host in self._hosts.items():
-            if other != origin and other_host.idle:
-                since = other_host.idle[0].idle_since
-                if oldest is None or since < oldest[0]:
-                    oldest = (since, other)
-        if oldest is None:
-            return False
-        victim_host = self._hosts[oldest[1]]
+        oldest = min(
+            candidates, key=lambda other: self._hosts[other].idle[0].idle_since
+        )
+        victim_host = self._hosts[oldest]
         victim = victim_host.idle.popleft()
         self._forget(victim_host, victim)
         doomed.append((victim, "pool_full", False))
