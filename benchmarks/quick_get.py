@@ -22,11 +22,13 @@ import socket
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
-    b"Hello, world!"
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!"
 )
 
 
@@ -122,7 +124,9 @@ def main() -> None:
 
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, ", end="")
     print(f"{args.requests} sequential GETs x {args.rounds} rounds, one connection each")
-    print(f"{'client':<12} {'median us/req':>14} {'min-max':>16} {'vs http.client':>15} {'conns':>6}")
+    print(
+        f"{'client':<12} {'median us/req':>14} {'min-max':>16} {'vs http.client':>15} {'conns':>6}"
+    )
     for name, values in per_request.items():
         spread = f"{min(values):.1f}-{max(values):.1f}"
         ratio = statistics.median(ratios[name])

@@ -21,12 +21,21 @@ import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Final, TypeAlias
 
+from ._auth import AuthInput, basic_auth_header, userinfo_credentials
 from ._connection import Connection
+from ._cookies import apply_cookies, store_cookies
+from ._decoders import accept_encoding
 from ._events import Emitter, EventCallback, RequestRetried, now
-from ._exceptions import LocalProtocolError, RawkeepError, RemoteProtocolError
+from ._exceptions import (
+    LocalProtocolError,
+    RawkeepError,
+    RemoteProtocolError,
+    TooManyRedirects,
+)
 from ._headers import Headers, HeadersInput
 from ._models import Content, Request, Response
 from ._pool import Pool, PoolStats
+from ._redirects import is_redirect, plan_redirect
 from ._socket import CertInput, VerifyInput, connect, make_ssl_context
 from ._timeout import (
     DEFAULT_TIMEOUT,
@@ -41,6 +50,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     import ssl
+    from http.cookiejar import CookieJar
     from types import TracebackType
 
     from ._url import Origin
@@ -52,19 +62,14 @@ USER_AGENT: Final = f"rawkeep/{__version__}"
 #: JSON-serialisable input for ``json=``.
 JSONInput: TypeAlias = Any
 #: Form fields for ``data=``.
-FormInput: TypeAlias = (
-    "Mapping[str, str | int | float] | Iterable[tuple[str, str | int | float]]"
-)
+FormInput: TypeAlias = "Mapping[str, str | int | float] | Iterable[tuple[str, str | int | float]]"
 
 # Features that other issues bring; until then the keyword is refused loudly
 # instead of being silently ignored. TODO(#4)
 _NOT_YET: Final = {
-    "follow_redirects": "redirects",
     "proxy": "proxies",
     "trust_env": "environment proxies",
     "uds": "Unix domain sockets",
-    "auth": "authentication",
-    "cookies": "cookies",
 }
 
 
@@ -123,28 +128,29 @@ class Client:
         proxy: str | None = None,
         trust_env: bool = False,
         uds: str | None = None,
-        auth: tuple[str, str] | None = None,
-        cookies: Any = None,
+        auth: AuthInput | None = None,
+        cookies: CookieJar | None = None,
         on_event: EventCallback | None = None,
     ) -> None:
-        _refuse_unbuilt(
-            follow_redirects=follow_redirects,
-            proxy=proxy,
-            trust_env=trust_env,
-            uds=uds,
-            auth=auth,
-            cookies=cookies,
-        )
+        _refuse_unbuilt(proxy=proxy, trust_env=trust_env, uds=uds)
         self._headers = Headers(
-            [("User-Agent", USER_AGENT), ("Accept", "*/*"), *Headers(headers).items()]
+            [
+                ("User-Agent", USER_AGENT),
+                ("Accept", "*/*"),
+                ("Accept-Encoding", accept_encoding()),
+                *Headers(headers).items(),
+            ]
         )
+        self._auth = None if auth is None else basic_auth_header(auth)
+        self._cookies = cookies
+        if not isinstance(follow_redirects, bool):
+            raise TypeError(f"follow_redirects must be a bool, not {follow_redirects!r}")
+        self._follow_redirects = follow_redirects
         self._timeout = to_timeout(timeout)
         self._retries = _count("retries", retries, minimum=0)
         self._max_redirects = _count("max_redirects", max_redirects, minimum=0)
         if not isinstance(verify, bool | str) and type(verify).__name__ != "SSLContext":
-            raise TypeError(
-                f"verify must be a bool, a path or an SSLContext, not {verify!r}"
-            )
+            raise TypeError(f"verify must be a bool, a path or an SSLContext, not {verify!r}")
         self._verify = verify
         self._cert = cert
         self._ssl_context: ssl.SSLContext | None = None
@@ -153,13 +159,9 @@ class Client:
             opener=self._open_connection,
             emitter=self._emitter,
             max_connections=_limit("max_connections", max_connections),
-            max_connections_per_host=_limit(
-                "max_connections_per_host", max_connections_per_host
-            ),
+            max_connections_per_host=_limit("max_connections_per_host", max_connections_per_host),
             idle_timeout=_seconds("idle_timeout", idle_timeout),
-            max_requests=_limit(
-                "max_requests_per_connection", max_requests_per_connection
-            ),
+            max_requests=_limit("max_requests_per_connection", max_requests_per_connection),
             max_age=_seconds("max_connection_age", max_connection_age),
         )
 
@@ -175,7 +177,7 @@ class Client:
         content: Content | None = None,
         json: Any = None,
         data: FormInput | None = None,
-        auth: tuple[str, str] | None = None,
+        auth: AuthInput | None = None,
         timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
         follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
     ) -> Response:
@@ -233,7 +235,7 @@ class Client:
         content: Content | None = None,
         json: Any = None,
         data: FormInput | None = None,
-        auth: tuple[str, str] | None = None,
+        auth: AuthInput | None = None,
         timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
         follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
     ) -> Iterator[Response]:
@@ -328,19 +330,15 @@ class Client:
         content: Content | None,
         json: Any,
         data: FormInput | None,
-        auth: tuple[str, str] | None,
+        auth: AuthInput | None,
         timeout: TimeoutInput | UseClientDefault,
         follow_redirects: bool | UseClientDefault,
     ) -> Response:
-        _refuse_unbuilt(
-            auth=auth,
-            follow_redirects=False
-            if follow_redirects is USE_CLIENT_DEFAULT
-            else follow_redirects,
-        )
-        request = self._build(method, url, params, headers, content, json, data)
+        request = self._build(method, url, params, headers, content, json, data, auth)
         limits = self._timeout if timeout is USE_CLIENT_DEFAULT else to_timeout(timeout)
-        return self._send_with_retries(request, limits)
+        if follow_redirects is USE_CLIENT_DEFAULT:
+            follow_redirects = self._follow_redirects
+        return self._send_handling_redirects(request, limits, follow_redirects)
 
     def _build(
         self,
@@ -351,6 +349,7 @@ class Client:
         content: Content | None,
         json: Any,
         data: FormInput | None,
+        auth: AuthInput | None,
     ) -> Request:
         if not isinstance(method, str):
             raise TypeError(f"method must be a str, not {method!r}")
@@ -363,8 +362,55 @@ class Client:
                 merged.pop(name, None)
             for name, value in own.items():
                 merged.add(name, value)
+        self._add_auth(merged, parsed, auth)
+        self._add_cookies(merged, parsed)
         body = _encode_body(method, merged, content, json, data)
         return Request(method, parsed, merged, body)
+
+    def _add_auth(self, headers: Headers, url: URL, auth: AuthInput | None) -> None:
+        # An explicit Authorization header wins; then the request's auth=,
+        # then credentials in the URL, then the client's auth=.
+        if "authorization" in headers:
+            return
+        credentials = auth or userinfo_credentials(url.userinfo)
+        if credentials is not None:
+            headers["Authorization"] = basic_auth_header(credentials)
+        elif self._auth is not None:
+            headers["Authorization"] = self._auth
+
+    def _add_cookies(self, headers: Headers, url: URL) -> None:
+        if self._cookies is not None:
+            cookie = apply_cookies(self._cookies, url, headers)
+            if cookie:
+                headers["Cookie"] = cookie
+
+    def _send_handling_redirects(
+        self, request: Request, limits: Timeout, follow: bool
+    ) -> Response:
+        history: list[Response] = []
+        while True:
+            response = self._send_with_retries(request, limits)
+            if self._cookies is not None:
+                store_cookies(self._cookies, request.url, request.headers, response.headers)
+            if not (follow and is_redirect(response)):
+                response.history = history
+                return response
+            try:
+                if len(history) >= self._max_redirects:
+                    raise TooManyRedirects(
+                        f"more than {self._max_redirects} redirects, last to {response.url}",
+                        origin=str(request.url.origin),
+                    )
+                method, url, headers = plan_redirect(request, response)
+                if self._cookies is not None:
+                    headers.pop("Cookie", None)
+                    self._add_cookies(headers, url)
+                request = request.follow(method, url, headers)
+                response.read_small()
+            except BaseException:
+                response.close()
+                raise
+            history.append(response)
 
     def _send_with_retries(self, request: Request, limits: Timeout) -> Response:
         attempt = 0
@@ -388,8 +434,7 @@ class Client:
                 why_not = self._why_not_retry(request, attempt)
                 if why_not is not None:
                     raise RemoteProtocolError(
-                        f"{exc.message} (on reused connection #{conn.id};"
-                        f" not retried: {why_not})",
+                        f"{exc.message} (on reused connection #{conn.id}; not retried: {why_not})",
                         origin=conn.origin_str,
                         connection_id=conn.id,
                     ) from exc
@@ -424,9 +469,7 @@ class Client:
                 )
             )
 
-    def _send_once(
-        self, conn: Connection, request: Request, limits: Timeout
-    ) -> Response:
+    def _send_once(self, conn: Connection, request: Request, limits: Timeout) -> Response:
         conn.send_request(request.h11_request, request.body_chunks(), limits.write)
         head = conn.receive_head(limits.read)
         return Response(
@@ -488,16 +531,12 @@ def _encode_body(
         if value is not None
     ]
     if len(given) > 1:
-        raise TypeError(
-            f"give at most one of content, json and data, not {' and '.join(given)}"
-        )
+        raise TypeError(f"give at most one of content, json and data, not {' and '.join(given)}")
     body: bytes | Iterable[bytes] | IO[bytes] | None
     if json is not None:
         import json as json_module
 
-        body = json_module.dumps(
-            json, separators=(",", ":"), ensure_ascii=False
-        ).encode()
+        body = json_module.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
         headers.setdefault("Content-Type", "application/json")
     elif data is not None:
         from urllib.parse import urlencode
@@ -515,8 +554,7 @@ def _encode_body(
         body = content
     else:
         raise TypeError(
-            "content must be bytes, str, an iterable of bytes or a binary file,"
-            f" not {content!r}"
+            f"content must be bytes, str, an iterable of bytes or a binary file, not {content!r}"
         )
     _set_framing(method, headers, body)
     return body
@@ -527,9 +565,7 @@ def _set_framing(
 ) -> None:
     has_length = "content-length" in headers
     if has_length and "transfer-encoding" in headers:
-        raise LocalProtocolError(
-            "Content-Length and Transfer-Encoding together are refused"
-        )
+        raise LocalProtocolError("Content-Length and Transfer-Encoding together are refused")
     if "transfer-encoding" in headers:
         return
     if isinstance(body, bytes):

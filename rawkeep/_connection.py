@@ -207,9 +207,7 @@ class Connection:
                 self._note_head(event)
                 return event
             if type(event) is not h11.InformationalResponse:
-                raise RemoteProtocolError(
-                    f"unexpected {type(event).__name__} before response"
-                )
+                raise RemoteProtocolError(f"unexpected {type(event).__name__} before response")
 
     def receive_body(self, timeout: float | None) -> bytes | bytearray | None:
         """The next piece of the body, or ``None`` once it has all arrived.
@@ -251,15 +249,11 @@ class Connection:
                 raise RemoteProtocolError(
                     "server closed the connection without sending a response"
                 ) from exc
-            raise RemoteProtocolError(
-                f"malformed or truncated response: {exc}"
-            ) from exc
+            raise RemoteProtocolError(f"malformed or truncated response: {exc}") from exc
 
     def _note_head(self, response: h11.Response) -> None:
         # Keep-Alive: seen rarely, so look for it without building Headers.
-        values = [
-            v.decode("latin-1") for k, v in response.headers if k == b"keep-alive"
-        ]
+        values = [v.decode("latin-1") for k, v in response.headers if k == b"keep-alive"]
         if values:
             timeout, max_ = parse_keep_alive(values)
             if timeout is not None:
@@ -277,10 +271,7 @@ class Connection:
 
     def _why_not_reusable(self) -> CloseReason:
         h11_conn = self._h11
-        if (
-            h11_conn.their_http_version is not None
-            and h11_conn.their_http_version < b"1.1"
-        ):
+        if h11_conn.their_http_version is not None and h11_conn.their_http_version < b"1.1":
             return "http_1_0"
         if h11_conn.our_state is h11.MUST_CLOSE or h11_conn.their_state in (
             h11.MUST_CLOSE,

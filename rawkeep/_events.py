@@ -205,7 +205,5 @@ def describe(event: Event) -> str:
     if isinstance(event, ConnectionExpired | ConnectionClosed):
         return f"{head} reason={event.reason}"
     if isinstance(event, RequestRetried):
-        return (
-            f"{head} {event.method} {event.url} attempt {event.attempt}: {event.error}"
-        )
+        return f"{head} {event.method} {event.url} attempt {event.attempt}: {event.error}"
     return head

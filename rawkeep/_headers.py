@@ -19,8 +19,7 @@ __all__ = ["Headers", "HeadersInput", "KeepAlive", "parse_keep_alive"]
 
 #: What ``headers=`` accepts.
 HeadersInput: TypeAlias = (
-    "Headers | Mapping[str, str]"
-    " | Iterable[tuple[str, str]] | Iterable[tuple[bytes, bytes]]"
+    "Headers | Mapping[str, str] | Iterable[tuple[str, str]] | Iterable[tuple[bytes, bytes]]"
 )
 
 
@@ -119,8 +118,7 @@ class Headers(MutableMapping[str, str]):
     def raw(self) -> list[tuple[bytes, bytes]]:
         """The pairs as Latin-1 bytes, the form sent on the wire."""
         return [
-            (name.encode("latin-1"), value.encode("latin-1"))
-            for _, name, value in self._items
+            (name.encode("latin-1"), value.encode("latin-1")) for _, name, value in self._items
         ]
 
     def copy(self) -> Headers:
@@ -139,8 +137,7 @@ class Headers(MutableMapping[str, str]):
 
     def __repr__(self) -> str:
         shown = [
-            (name, "[secure]" if lower in _SECRET else value)
-            for lower, name, value in self._items
+            (name, "[secure]" if lower in _SECRET else value) for lower, name, value in self._items
         ]
         return f"Headers({shown!r})"
 

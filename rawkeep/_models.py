@@ -15,6 +15,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, TypeAlias, TypeGuard, final
 
 import h11
 
+from ._decoders import decode_stream
 from ._exceptions import HTTPStatusError, LocalProtocolError, RawkeepError
 from ._headers import Headers
 
@@ -42,9 +43,7 @@ DRAIN_TIME: Final = 1.0
 FILE_BLOCK: Final = 64 * 1024
 
 # RFC 9110 section 9.2.2: methods whose repetition has the same effect.
-IDEMPOTENT_METHODS: Final = frozenset(
-    {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}
-)
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
 class Request:
@@ -72,6 +71,16 @@ class Request:
         if _is_file(body):
             self._file_start = _tell(body)
         self.h11_request = _to_h11(method, url, headers)
+
+    def follow(self, method: str, url: URL, headers: Headers) -> Request:
+        """The request that follows a redirect: same body if the method is
+        kept, none if it changed (a file body is rewound to where it began)."""
+        body = self.body if method == self.method else None
+        follow = Request(method, url, headers, body if not _is_file(body) else None)
+        if _is_file(body):
+            follow.body = body
+            follow._file_start = self._file_start
+        return follow
 
     @property
     def is_replayable(self) -> bool:
@@ -106,9 +115,7 @@ def _to_h11(method: str, url: URL, headers: Headers) -> h11.Request:
     except h11.LocalProtocolError as exc:
         raise LocalProtocolError(f"invalid request: {exc}") from exc
     except UnicodeEncodeError as exc:
-        raise LocalProtocolError(
-            f"header names and values must be Latin-1: {exc}"
-        ) from exc
+        raise LocalProtocolError(f"header names and values must be Latin-1: {exc}") from exc
 
 
 def _is_file(body: object) -> TypeGuard[IO[bytes]]:
@@ -184,15 +191,28 @@ class Response:
         return self._content
 
     def read(self) -> bytes:
-        """Read the rest of the body, keep it, and release the connection.
+        """Read the rest of the body, decode it, keep it, release the connection.
 
         Raises:
             ReadTimeout, RemoteProtocolError: while reading.
-            RuntimeError: the body was already partly consumed by iteration.
+            DecodingError: the body is corrupt for its Content-Encoding.
+            RuntimeError: the body was already consumed by iteration.
         """
         if self._content is None:
-            self._content = b"".join(self.iter_raw())
+            self._content = b"".join(self.iter_bytes())
         return self._content
+
+    def read_small(self) -> None:
+        """Read the body if it is small (at most 64 KiB); otherwise close.
+
+        Used for redirect responses: their bodies are kept for ``history``
+        when cheap, and the connection is reused either way when possible.
+        """
+        length = self.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) <= DRAIN_LIMIT:
+            self.read()
+        else:
+            self.close()
 
     @property
     def text(self) -> str:
@@ -229,35 +249,49 @@ class Response:
         return json.loads(self.content, **kwargs)
 
     def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
-        """The body in pieces, decoded.
-
-        No Content-Encoding is decoded yet (rawkeep does not send
-        Accept-Encoding, so servers send the body as it is); decoding
-        arrives with TODO(#4). Until then this is ``iter_raw``.
-        """
-        return self.iter_raw(chunk_size)
-
-    def iter_raw(self, chunk_size: int | None = None) -> Iterator[bytes]:
-        """The body in pieces, exactly as received.
+        """The body in pieces, with its Content-Encoding undone as it arrives.
 
         Args:
             chunk_size: yield pieces of exactly this many bytes (the last may
-                be shorter); ``None`` yields them as they arrive.
+                be shorter); ``None`` yields them as they are decoded.
 
         Raises:
             ReadTimeout, RemoteProtocolError: while reading; the connection
                 is then closed.
-            RuntimeError: the body was already consumed by an earlier iteration.
-            ValueError: ``chunk_size`` is not a positive int.
+            DecodingError: the body is corrupt for its Content-Encoding.
+            RuntimeError: the body was already consumed, or the response
+                closed before it was read.
+            ValueError: ``chunk_size`` is not positive.
         """
-        if chunk_size is not None and chunk_size <= 0:
-            raise ValueError(f"chunk_size must be a positive int, not {chunk_size!r}")
+        _check_chunk_size(chunk_size)
         if self._content is not None:
             return _rechunk(iter((self._content,)), chunk_size)
+        raw = self._take_stream()
+        decoded = decode_stream(self.headers.get("content-encoding"), raw)
+        return _rechunk(decoded, chunk_size)
+
+    def iter_raw(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        """The body in pieces exactly as received, Content-Encoding kept.
+
+        Arguments and errors as for ``iter_bytes``; also a ``RuntimeError``
+        when the body was already read and decoded (call ``iter_raw`` first).
+        """
+        _check_chunk_size(chunk_size)
+        if self._content is not None:
+            if self.headers.get("content-encoding", "identity").lower() != "identity":
+                raise RuntimeError(
+                    "the body was already read and decoded; iter_raw() must come first"
+                )
+            return _rechunk(iter((self._content,)), chunk_size)
+        return _rechunk(self._take_stream(), chunk_size)
+
+    def _take_stream(self) -> Iterator[bytes]:
         if self._stream_started:
             raise RuntimeError("the response body was already consumed")
+        if self._conn is None:
+            raise RuntimeError("the response was closed before its body was read")
         self._stream_started = True
-        return _rechunk(self._iter_from_connection(), chunk_size)
+        return self._iter_from_connection()
 
     def _iter_from_connection(self) -> Iterator[bytes]:
         try:
@@ -315,19 +349,11 @@ class Response:
 
     def _drain(self, conn: Connection) -> bool:
         length = self.headers.get("content-length")
-        if (
-            length is not None
-            and length.isdigit()
-            and int(length) - self._received > DRAIN_LIMIT
-        ):
+        if length is not None and length.isdigit() and int(length) - self._received > DRAIN_LIMIT:
             return False
         deadline = time.monotonic() + DRAIN_TIME
         budget = DRAIN_LIMIT
-        timeout = (
-            DRAIN_TIME
-            if self._read_timeout is None
-            else min(self._read_timeout, DRAIN_TIME)
-        )
+        timeout = DRAIN_TIME if self._read_timeout is None else min(self._read_timeout, DRAIN_TIME)
         try:
             while (data := conn.receive_body(timeout)) is not None:
                 budget -= len(data)
@@ -394,6 +420,11 @@ class Response:
             reused=state["reused"],
         )
         self.history = state["history"]
+
+
+def _check_chunk_size(chunk_size: int | None) -> None:
+    if chunk_size is not None and chunk_size <= 0:
+        raise ValueError(f"chunk_size must be a positive int, not {chunk_size!r}")
 
 
 def _rechunk(chunks: Iterator[bytes], size: int | None) -> Iterator[bytes]:

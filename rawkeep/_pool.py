@@ -189,9 +189,7 @@ class Pool:
         """
         deadline = None if pool_timeout is None else time.monotonic() + pool_timeout
         while True:
-            conn, doomed, reserved = self._take_or_reserve(
-                origin, deadline, pool_timeout, fresh
-            )
+            conn, doomed, reserved = self._take_or_reserve(origin, deadline, pool_timeout, fresh)
             self._close_doomed(doomed)
             if conn is not None:
                 if conn.is_stale():
@@ -255,8 +253,7 @@ class Pool:
                 remaining = None if deadline is None else deadline - mono
                 if remaining is not None and remaining <= 0:
                     raise PoolTimeout(
-                        f"no connection to {origin} became free"
-                        f" within {pool_timeout} s",
+                        f"no connection to {origin} became free within {pool_timeout} s",
                         origin=str(origin),
                     )
                 self._waiters += 1
@@ -270,9 +267,7 @@ class Pool:
             return False
         return self._max_total is None or self._open < self._max_total
 
-    def _evict_for(
-        self, origin: Origin, host: _Host, doomed: list[_Doomed], fresh: bool
-    ) -> bool:
+    def _evict_for(self, origin: Origin, host: _Host, doomed: list[_Doomed], fresh: bool) -> bool:
         """At a limit: close the longest-idle connection that frees a slot
         for this origin: another origin's when the overall limit is the
         obstacle, and this origin's own only when a fresh one is wanted."""
@@ -286,9 +281,7 @@ class Pool:
             ]
         if not candidates:
             return False
-        oldest = min(
-            candidates, key=lambda other: self._hosts[other].idle[0].idle_since
-        )
+        oldest = min(candidates, key=lambda other: self._hosts[other].idle[0].idle_since)
         victim_host = self._hosts[oldest]
         victim = victim_host.idle.popleft()
         self._forget(victim_host, victim)
@@ -316,9 +309,7 @@ class Pool:
         self._open -= 1
         conn.state = ConnectionState.CLOSED
 
-    def _open_reserved(
-        self, origin: Origin, connect_timeout: float | None
-    ) -> Connection:
+    def _open_reserved(self, origin: Origin, connect_timeout: float | None) -> Connection:
         connection_id = next(self._ids)
         started = time.monotonic()
         try:
@@ -458,9 +449,7 @@ class Pool:
     def stats(self) -> PoolStats:
         """A consistent snapshot of the counters."""
         with self._cond:
-            per_host = {
-                str(origin): host.stats() for origin, host in self._hosts.items()
-            }
+            per_host = {str(origin): host.stats() for origin, host in self._hosts.items()}
         return PoolStats(
             opened=sum(s.opened for s in per_host.values()),
             reused=sum(s.reused for s in per_host.values()),

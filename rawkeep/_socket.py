@@ -81,9 +81,7 @@ class Stream:
             self._sock.settimeout(timeout)
             self._timeout = timeout
 
-    def send_all(
-        self, data: bytes | bytearray | memoryview, timeout: float | None
-    ) -> None:
+    def send_all(self, data: bytes | bytearray | memoryview, timeout: float | None) -> None:
         """Send every byte of ``data``.
 
         Raises:
@@ -163,15 +161,11 @@ def connect(
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except TimeoutError as exc:
-        raise ConnectTimeout(
-            f"connect to {host}:{port} timed out after {timeout} s"
-        ) from exc
+        raise ConnectTimeout(f"connect to {host}:{port} timed out after {timeout} s") from exc
     except socket.gaierror as exc:
         raise ConnectError(f"could not resolve {host!r}: {exc.strerror}") from exc
     except OSError as exc:
-        raise ConnectError(
-            f"could not connect to {host}:{port}: {exc.strerror or exc}"
-        ) from exc
+        raise ConnectError(f"could not connect to {host}:{port}: {exc.strerror or exc}") from exc
     try:
         # Requests are written in one sendall; without TCP_NODELAY a request
         # whose body goes out in a second write waits for the delayed ACK.
@@ -243,9 +237,7 @@ def make_ssl_context(verify: VerifyInput, cert: CertInput = None) -> ssl.SSLCont
         except (OSError, ssl.SSLError) as exc:
             raise TLSError(f"could not load CA bundle {verify!r}: {exc}") from exc
     else:
-        raise TypeError(
-            f"verify must be a bool, a path or an SSLContext, not {verify!r}"
-        )
+        raise TypeError(f"verify must be a bool, a path or an SSLContext, not {verify!r}")
     if not isinstance(verify, ssl.SSLContext):
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.set_alpn_protocols(["http/1.1"])
@@ -266,9 +258,7 @@ def _load_cert(context: ssl.SSLContext, cert: str | tuple[str, str]) -> None:
     try:
         context.load_cert_chain(certfile, keyfile)
     except (OSError, ssl.SSLError) as exc:
-        raise TLSError(
-            f"could not load client certificate {certfile!r}: {exc}"
-        ) from exc
+        raise TLSError(f"could not load client certificate {certfile!r}: {exc}") from exc
 
 
 def _is_dir(path: str) -> bool:

@@ -26,8 +26,7 @@ __all__ = ["URL", "Origin", "QueryParams", "merge_params"]
 #: What ``params=`` accepts: a mapping or an iterable of pairs. Values that
 #: are not strings are converted with ``str()``; ``None`` values are dropped.
 QueryParams: TypeAlias = (
-    "Mapping[str, str | int | float | None]"
-    " | Iterable[tuple[str, str | int | float | None]]"
+    "Mapping[str, str | int | float | None] | Iterable[tuple[str, str | int | float | None]]"
 )
 
 DEFAULT_PORTS: Final = {"http": 80, "https": 443}
@@ -49,9 +48,7 @@ _SPLIT = re.compile(
 
 # A registered name after IDNA encoding: LDH labels separated by dots
 # (underscores are tolerated: they occur in real internal host names).
-_HOSTNAME = re.compile(
-    r"^(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))*\.?$"
-)
+_HOSTNAME = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))*\.?$")
 
 # Characters left as they are in the path and query: unreserved, sub-delims,
 # ":" and "@" (RFC 3986 pchar), "/" and "?" and "%" (existing escapes are
