@@ -470,8 +470,14 @@ class Client:
             )
 
     def _send_once(self, conn: Connection, request: Request, limits: Timeout) -> Response:
-        conn.send_request(request.h11_request, request.body_chunks(), limits.write)
-        head = conn.receive_head(limits.read)
+        early = conn.send_request(
+            request.h11_request,
+            request.body_chunks(),
+            write_timeout=limits.write,
+            read_timeout=limits.read,
+            expect_continue=request.expects_continue,
+        )
+        head = early if early is not None else conn.receive_head(limits.read)
         return Response(
             status=head.status_code,
             reason=head.reason.decode("latin-1"),

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Final
 
 import h11
 
-from ._exceptions import LocalProtocolError, RemoteProtocolError
+from ._exceptions import LocalProtocolError, RawkeepError, RemoteProtocolError
 from ._headers import parse_keep_alive
 
 if TYPE_CHECKING:
@@ -73,6 +73,14 @@ MAX_HEAD_SIZE: Final = 64 * 1024
 #: Bodies below this size are joined to the request head and sent in one
 #: write; larger ones go out in their own writes, never copied.
 SMALL_BODY: Final = 64 * 1024
+
+#: In-memory bodies are written in blocks of this size, so that a server
+#: answering early (413) is noticed between blocks, not after 64 MiB.
+SEND_BLOCK: Final = 256 * 1024
+
+#: Seconds to wait for "100 Continue" before sending the body anyway
+#: (RFC 9110 section 10.1.1 lets a client stop waiting; curl waits 1 s).
+EXPECT_CONTINUE_TIMEOUT: Final = 1.0
 
 
 class ConnectionState(enum.Enum):
@@ -156,42 +164,89 @@ class Connection:
         self,
         request: h11.Request,
         body: bytes | Iterable[bytes] | None,
-        timeout: float | None,
-    ) -> None:
+        *,
+        write_timeout: float | None,
+        read_timeout: float | None,
+        expect_continue: bool = False,
+    ) -> h11.Response | None:
         """Send the request head and body.
+
+        The server may answer before it has the whole body: a final status
+        to ``Expect: 100-continue`` (417, 401...), or an early error such as
+        413 in the middle of an upload. That response is returned instead of
+        being lost behind a broken pipe; the rest of the body is not sent and
+        the connection closes after the response ("early_response").
+
+        Returns:
+            The final response head if the server answered early, else None.
 
         Raises:
             LocalProtocolError: the body disagrees with its framing headers.
-            WriteTimeout, RemoteProtocolError: from the socket.
+            WriteTimeout, ReadTimeout, RemoteProtocolError: from the socket.
         """
         self.response_started = False
         h11_conn = self._h11
         try:
             head = h11_conn.send(request)
-            if body is None or isinstance(body, bytes):
-                if body and len(body) > SMALL_BODY:
-                    self._stream.send_all(head, timeout)
-                    self._send_chunk(body, timeout)
-                    self._stream.send_all(h11_conn.send(h11.EndOfMessage()), timeout)
-                    return
+            if not expect_continue and (
+                body is None or (isinstance(body, bytes) and len(body) <= SMALL_BODY)
+            ):
+                # The common case: head and small body in one write.
                 if body:
-                    head += b"".join(
-                        h11_conn.send_with_data_passthrough(h11.Data(data=body)) or ()
-                    )
-                head += h11_conn.send(h11.EndOfMessage())
-                self._stream.send_all(head, timeout)
-                return
-            self._stream.send_all(head, timeout)
-            for chunk in body:
-                if chunk:
-                    self._send_chunk(chunk, timeout)
-            self._stream.send_all(h11_conn.send(h11.EndOfMessage()), timeout)
+                    head += b"".join(self._frame(body))
+                self._stream.send_all(head + h11_conn.send(h11.EndOfMessage()), write_timeout)
+                return None
+            self._stream.send_all(head, write_timeout)
+            if expect_continue:
+                early = self._wait_for_continue(read_timeout)
+                if early is not None:
+                    return early
+            for chunk in _blocks(body):
+                # An idle peer never talks while we upload; if it does, it
+                # is answering (or closing) early: stop and read.
+                if self._stream.is_readable():
+                    return self.receive_head(read_timeout)
+                for piece in self._frame(chunk):
+                    self._stream.send_all(piece, write_timeout)
+            self._stream.send_all(h11_conn.send(h11.EndOfMessage()), write_timeout)
+            return None
         except h11.LocalProtocolError as exc:
             raise LocalProtocolError(f"can't send request: {exc}") from exc
+        except RemoteProtocolError:
+            # The write failed: the server may have answered and closed
+            # (413 and close is common). Read what it sent, if anything.
+            early = self._response_after_failed_write(read_timeout)
+            if early is None:
+                raise
+            return early
 
-    def _send_chunk(self, chunk: bytes, timeout: float | None) -> None:
-        for piece in self._h11.send_with_data_passthrough(h11.Data(data=chunk)) or ():
-            self._stream.send_all(piece, timeout)
+    def _frame(self, chunk: bytes | memoryview) -> list[bytes]:
+        """The pieces h11 writes for one body chunk: the chunk itself (not
+        copied), with chunked framing around it when the body is chunked."""
+        # h11 types Data.data as bytes; it only takes len() of it and passes
+        # it through, so a memoryview works and saves a copy per block.
+        return self._h11.send_with_data_passthrough(h11.Data(data=chunk)) or []  # type: ignore[arg-type]
+
+    def _wait_for_continue(self, read_timeout: float | None) -> h11.Response | None:
+        """After a head with ``Expect: 100-continue``: None to send the body
+        (100 Continue came, or nothing came within EXPECT_CONTINUE_TIMEOUT,
+        RFC 9110 section 10.1.1), or the final response that refused it."""
+        deadline = time.monotonic() + EXPECT_CONTINUE_TIMEOUT
+        while self._stream.wait_readable(max(deadline - time.monotonic(), 0.0)):
+            event = self._next_event(read_timeout)
+            if type(event) is h11.Response:
+                self._note_head(event)
+                return event
+            if type(event) is h11.InformationalResponse and event.status_code == 100:
+                return None
+        return None
+
+    def _response_after_failed_write(self, read_timeout: float | None) -> h11.Response | None:
+        timeout = EXPECT_CONTINUE_TIMEOUT if read_timeout is None else read_timeout
+        try:
+            return self.receive_head(min(timeout, EXPECT_CONTINUE_TIMEOUT))
+        except RawkeepError:
+            return None
 
     # -- receiving ----------------------------------------------------------
 
@@ -271,6 +326,8 @@ class Connection:
 
     def _why_not_reusable(self) -> CloseReason:
         h11_conn = self._h11
+        if h11_conn.our_state is h11.SEND_BODY:
+            return "early_response"
         if h11_conn.their_http_version is not None and h11_conn.their_http_version < b"1.1":
             return "http_1_0"
         if h11_conn.our_state is h11.MUST_CLOSE or h11_conn.their_state in (
@@ -332,3 +389,14 @@ class Connection:
         """Close the socket. Idempotent."""
         self.state = ConnectionState.CLOSED
         self._stream.close()
+
+
+def _blocks(body: bytes | Iterable[bytes] | None) -> Iterable[bytes | memoryview]:
+    """The body as pieces to write: blocks of an in-memory body (views, no
+    copies), or the caller's own pieces (empty ones skipped)."""
+    if body is None:
+        return ()
+    if isinstance(body, bytes):
+        view = memoryview(body)
+        return (view[i : i + SEND_BLOCK] for i in range(0, len(body), SEND_BLOCK))
+    return (chunk for chunk in body if chunk)

@@ -54,6 +54,7 @@ CloseReason: TypeAlias = Literal[
     "error",  # an I/O, timeout or protocol failure on it
     "unread_body",  # a streamed response was closed with too much body left
     "pool_full",  # idle, evicted to make room for another origin's connection
+    "early_response",  # the server answered before the request body was all sent
 ]
 
 

@@ -91,6 +91,13 @@ class Request:
         return self._file_start is not None
 
     @property
+    def expects_continue(self) -> bool:
+        """The caller sent ``Expect: 100-continue`` (and there is a body)."""
+        return self.body is not None and (
+            self.headers.get("expect", "").strip().lower() == "100-continue"
+        )
+
+    @property
     def is_idempotent(self) -> bool:
         return self.method in IDEMPOTENT_METHODS
 

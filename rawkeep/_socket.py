@@ -111,6 +111,13 @@ class Stream:
         except OSError as exc:
             raise RemoteProtocolError(f"connection lost while reading: {exc}") from exc
 
+    def wait_readable(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the socket to become readable."""
+        if self.tls_version is not None and self._sock.pending():  # type: ignore[attr-defined]
+            return True
+        readable, _, _ = select.select([self._sock], [], [], timeout)
+        return bool(readable)
+
     def is_readable(self) -> bool:
         """Whether a read would not block: for an idle connection, that the
         peer closed or reset it, or sent bytes nobody asked for.
