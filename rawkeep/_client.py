@@ -18,6 +18,7 @@ may have acted on the request, so the error is raised, never retried.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Final, TypeAlias
 
@@ -28,6 +29,7 @@ from ._decoders import accept_encoding
 from ._events import Emitter, EventCallback, RequestRetried, now
 from ._exceptions import (
     LocalProtocolError,
+    ProxyError,
     RawkeepError,
     RemoteProtocolError,
     TooManyRedirects,
@@ -35,8 +37,9 @@ from ._exceptions import (
 from ._headers import Headers, HeadersInput
 from ._models import Content, Request, Response
 from ._pool import Pool, PoolStats
+from ._proxy import ProxyConfig, open_tunnel
 from ._redirects import is_redirect, plan_redirect
-from ._socket import CertInput, VerifyInput, connect, make_ssl_context
+from ._socket import CertInput, VerifyInput, connect, connect_unix, make_ssl_context
 from ._timeout import (
     DEFAULT_TIMEOUT,
     USE_CLIENT_DEFAULT,
@@ -45,7 +48,7 @@ from ._timeout import (
     UseClientDefault,
     to_timeout,
 )
-from ._url import URL, QueryParams
+from ._url import URL, QueryParams, Route
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -53,7 +56,6 @@ if TYPE_CHECKING:
     from http.cookiejar import CookieJar
     from types import TracebackType
 
-    from ._url import Origin
 
 __all__ = ["Client"]
 
@@ -132,15 +134,20 @@ class Client:
         cookies: CookieJar | None = None,
         on_event: EventCallback | None = None,
     ) -> None:
-        _refuse_unbuilt(proxy=proxy, trust_env=trust_env, uds=uds)
-        self._headers = Headers(
+        if uds is not None and (proxy is not None or trust_env):
+            raise ValueError("uds= sends every request over a local socket: no proxy with it")
+        if uds is not None and not isinstance(uds, str | os.PathLike):
+            raise TypeError(f"uds must be a path, not {uds!r}")
+        self._uds = None if uds is None else os.fspath(uds)
+        self._proxies = ProxyConfig(proxy, os.environ if trust_env else None)
+        builtin = Headers(
             [
                 ("User-Agent", USER_AGENT),
                 ("Accept", "*/*"),
                 ("Accept-Encoding", accept_encoding()),
-                *Headers(headers).items(),
             ]
         )
+        self._headers = _merge_headers(builtin, headers)
         self._auth = None if auth is None else basic_auth_header(auth)
         self._cookies = cookies
         if not isinstance(follow_redirects, bool):
@@ -354,18 +361,24 @@ class Client:
         if not isinstance(method, str):
             raise TypeError(f"method must be a str, not {method!r}")
         parsed = URL(url, params=params)
-        merged = Headers([("Host", parsed.origin.host_header), *self._headers.items()])
-        if headers is not None:
-            # A request's headers replace the client's of the same name.
-            own = Headers(headers)
-            for name in own:
-                merged.pop(name, None)
-            for name, value in own.items():
-                merged.add(name, value)
+        merged = _merge_headers(
+            Headers([("Host", parsed.origin.host_header), *self._headers.items()]), headers
+        )
         self._add_auth(merged, parsed, auth)
         self._add_cookies(merged, parsed)
+        route = self._route(parsed, merged)
         body = _encode_body(method, merged, content, json, data)
-        return Request(method, parsed, merged, body)
+        return Request(method, parsed, merged, body, route)
+
+    def _route(self, url: URL, headers: Headers) -> Route:
+        """The pool key for ``url``; adds ``Proxy-Authorization`` to requests
+        a proxy forwards (https goes through a tunnel: it stays out)."""
+        proxy = None if self._uds is not None else self._proxies.for_origin(url.origin)
+        if proxy is None:
+            return Route(url.origin)
+        if url.scheme == "http" and proxy.authorization and "proxy-authorization" not in headers:
+            headers["Proxy-Authorization"] = proxy.authorization
+        return Route(url.origin, proxy.origin)
 
     def _add_auth(self, headers: Headers, url: URL, auth: AuthInput | None) -> None:
         # An explicit Authorization header wins; then the request's auth=,
@@ -405,7 +418,7 @@ class Client:
                 if self._cookies is not None:
                     headers.pop("Cookie", None)
                     self._add_cookies(headers, url)
-                request = request.follow(method, url, headers)
+                request = request.follow(method, url, headers, self._route(url, headers))
                 response.read_small()
             except BaseException:
                 response.close()
@@ -416,7 +429,7 @@ class Client:
         attempt = 0
         while True:
             conn = self._pool.acquire(
-                request.url.origin,
+                request.route,
                 pool_timeout=limits.pool,
                 connect_timeout=limits.connect,
                 fresh=attempt > 0,
@@ -478,7 +491,7 @@ class Client:
             expect_continue=request.expects_continue,
         )
         head = early if early is not None else conn.receive_head(limits.read)
-        return Response(
+        response = Response(
             status=head.status_code,
             reason=head.reason.decode("latin-1"),
             http_version=_HTTP_VERSIONS.get(head.http_version, "HTTP/1.1"),
@@ -488,21 +501,48 @@ class Client:
             pool=self._pool,
             read_timeout=limits.read,
         )
+        if head.status_code == 407 and request.route.proxy is not None:
+            response.close()
+            raise ProxyError(
+                f"proxy {request.route.proxy} requires authentication (407)",
+                status=407,
+                origin=str(request.url.origin),
+            )
+        return response
 
     # -- connections ----------------------------------------------------------------
 
     def _open_connection(
-        self, origin: Origin, connection_id: int, connect_timeout: float | None
+        self, route: Route, connection_id: int, connect_timeout: float | None
     ) -> Connection:
+        origin = route.origin
         context = self._get_ssl_context() if origin.scheme == "https" else None
-        stream = connect(
-            origin.host,
-            origin.port,
-            timeout=connect_timeout,
-            ssl_context=context,
-            server_hostname=origin.host,
-        )
-        return Connection(stream, origin, connection_id)
+        if self._uds is None and route.proxy is None:
+            stream = connect(
+                origin.host,
+                origin.port,
+                timeout=connect_timeout,
+                ssl_context=context,
+                server_hostname=origin.host,
+            )
+            return Connection(stream, route, connection_id)
+        # A Unix socket or a proxy first, then (for https) TLS over it. The
+        # connect timeout bounds each step; they are short and sequential.
+        if self._uds is not None:
+            stream = connect_unix(self._uds, timeout=connect_timeout)
+        else:
+            proxy = self._proxies.for_origin(origin)
+            assert proxy is not None  # the route was made from this config
+            stream = connect(proxy.origin.host, proxy.origin.port, timeout=connect_timeout)
+            if context is not None:
+                try:
+                    open_tunnel(stream, proxy, origin, connect_timeout)
+                except BaseException:
+                    stream.close()
+                    raise
+        if context is not None:
+            stream = stream.start_tls(context, origin.host, connect_timeout)
+        return Connection(stream, route, connection_id)
 
     def _get_ssl_context(self) -> ssl.SSLContext:
         # Built once, on the first https connection: loading the system trust
@@ -514,6 +554,18 @@ class Client:
 
 
 _HTTP_VERSIONS: Final = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+
+
+def _merge_headers(base: Headers, extra: HeadersInput | None) -> Headers:
+    """``base`` with ``extra`` on top: a name in ``extra`` replaces every
+    value of that name in ``base``. Modifies and returns ``base``."""
+    if extra is not None:
+        own = Headers(extra)
+        for name in own:
+            base.pop(name, None)
+        for name, value in own.items():
+            base.add(name, value)
+    return base
 
 
 def _encode_body(
@@ -589,26 +641,33 @@ def _set_framing(
         if method in ("POST", "PUT", "PATCH") and not has_length:
             headers["Content-Length"] = "0"
     elif not has_length:
-        size = _file_size(body)
+        size = _file_size(body) if hasattr(body, "read") else None
         if size is None:
             headers["Transfer-Encoding"] = "chunked"
         else:
             headers["Content-Length"] = str(size)
 
 
-def _file_size(body: object) -> int | None:
-    """Bytes left in a regular file body, or None when unknown."""
-    if not hasattr(body, "fileno"):
-        return None
-    import os
+def _file_size(body: IO[bytes]) -> int | None:
+    """Bytes left in a file body: from fstat for a regular file, by seeking
+    for an in-memory one; None when unknown (a pipe, a socket)."""
     import stat
 
     try:
         info = os.fstat(body.fileno())
         if not stat.S_ISREG(info.st_mode):
             return None
-        return int(info.st_size - body.tell())  # type: ignore[attr-defined]
-    except (OSError, ValueError):
+        return info.st_size - body.tell()
+    except (AttributeError, OSError, ValueError):
+        pass  # no usable file descriptor (io.BytesIO raises UnsupportedOperation)
+    try:
+        if not body.seekable():
+            return None
+        position = body.tell()
+        end = body.seek(0, os.SEEK_END)
+        body.seek(position)
+        return end - position
+    except (AttributeError, OSError, ValueError):
         return None
 
 

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
     from ._events import CloseReason, ExpiryReason
     from ._socket import Stream
-    from ._url import Origin
+    from ._url import Route
 
 __all__ = ["Connection", "ConnectionState", "server_timeout_margin"]
 
@@ -107,14 +107,12 @@ class Connection:
 
     Args:
         stream: the connected socket.
-        origin: where it goes.
+        route: where it goes (target origin, and proxy if any).
         connection_id: unique within the client.
     """
 
     __slots__ = (
         "_h11",
-        "_head_carried_close",
-        "_keep_alive_seen",
         "_stream",
         "_view",
         "close_reason",
@@ -126,19 +124,21 @@ class Connection:
         "response_started",
         "responses",
         "reused",
+        "route",
         "server_idle_limit",
         "server_requests_left",
         "state",
         "tls_version",
     )
 
-    def __init__(self, stream: Stream, origin: Origin, connection_id: int) -> None:
+    def __init__(self, stream: Stream, route: Route, connection_id: int) -> None:
         self._stream = stream
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
         self._view = memoryview(bytearray(READ_SIZE))
         self.id = connection_id
-        self.origin = origin
-        self.origin_str = str(origin)
+        self.route = route
+        self.origin = route.origin
+        self.origin_str = str(route.origin)
         self.tls_version = stream.tls_version
         self.state = ConnectionState.ACTIVE
         self.created_at = self.idle_since = time.monotonic()
@@ -155,8 +155,6 @@ class Connection:
         #: more requests it accepts.
         self.server_idle_limit: float | None = None
         self.server_requests_left: int | None = None
-        self._keep_alive_seen = False
-        self._head_carried_close = False
 
     # -- sending ------------------------------------------------------------
 

@@ -101,7 +101,25 @@ class TLSError(RawkeepError):
 
 
 class ProxyError(RawkeepError):
-    """The proxy refused the request or failed to reach the target."""
+    """The proxy refused the request or failed to reach the target.
+
+    Raised when a ``CONNECT`` tunnel is refused (any non-2xx status) and
+    when a proxy answers 407 (authentication required).
+
+    Attributes:
+        status: the proxy's status code, when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        origin: str | None = None,
+        connection_id: int | None = None,
+    ) -> None:
+        super().__init__(message, origin=origin, connection_id=connection_id)
+        self.status = status
 
 
 class TimeoutError(RawkeepError):

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ._connection import Connection
     from ._events import CloseReason
     from ._pool import Pool
-    from ._url import URL
+    from ._url import URL, Route
 
 __all__ = ["Content", "Request", "Response"]
 
@@ -54,7 +54,7 @@ class Request:
     bytes always are, a seekable file is (it is rewound), an iterator is not.
     """
 
-    __slots__ = ("_file_start", "body", "h11_request", "headers", "method", "url")
+    __slots__ = ("_file_start", "body", "h11_request", "headers", "method", "route", "url")
 
     def __init__(
         self,
@@ -62,21 +62,27 @@ class Request:
         url: URL,
         headers: Headers,
         body: bytes | Iterable[bytes] | IO[bytes] | None,
+        route: Route,
     ) -> None:
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
+        self.route = route
         self._file_start: int | None = None
         if _is_file(body):
             self._file_start = _tell(body)
-        self.h11_request = _to_h11(method, url, headers)
+        # A forward proxy gets http:// targets in absolute form; everything
+        # else (direct, or inside a CONNECT tunnel) in origin form.
+        proxied = route.proxy is not None and url.scheme == "http"
+        target = url.absolute_target if proxied else url.target
+        self.h11_request = _to_h11(method, target, headers)
 
-    def follow(self, method: str, url: URL, headers: Headers) -> Request:
+    def follow(self, method: str, url: URL, headers: Headers, route: Route) -> Request:
         """The request that follows a redirect: same body if the method is
         kept, none if it changed (a file body is rewound to where it began)."""
         body = self.body if method == self.method else None
-        follow = Request(method, url, headers, body if not _is_file(body) else None)
+        follow = Request(method, url, headers, body if not _is_file(body) else None, route)
         if _is_file(body):
             follow.body = body
             follow._file_start = self._file_start
@@ -113,12 +119,12 @@ class Request:
         return body
 
 
-def _to_h11(method: str, url: URL, headers: Headers) -> h11.Request:
+def _to_h11(method: str, target: str, headers: Headers) -> h11.Request:
     # h11 validates the method, the target and every header (token names, no
     # CR/LF/NUL in values, framing headers) when the event is built, so a bad
     # request is refused here, before a connection is even taken.
     try:
-        return h11.Request(method=method, target=url.target, headers=headers.raw())
+        return h11.Request(method=method, target=target, headers=headers.raw())
     except h11.LocalProtocolError as exc:
         raise LocalProtocolError(f"invalid request: {exc}") from exc
     except UnicodeEncodeError as exc:

@@ -64,15 +64,15 @@ if TYPE_CHECKING:
 
     from ._connection import Connection
     from ._events import CloseReason, ExpiryReason
-    from ._url import Origin
+    from ._url import Route
 
 __all__ = ["Opener", "Pool", "PoolStats"]
 
 #: Seconds between sweeps of other origins' idle connections for expiry.
 SWEEP_INTERVAL: Final = 1.0
 
-#: ``opener(origin, connection_id, connect_timeout)`` opens a connection.
-Opener: TypeAlias = "Callable[[Origin, int, float | None], Connection]"
+#: ``opener(route, connection_id, connect_timeout)`` opens a connection.
+Opener: TypeAlias = "Callable[[Route, int, float | None], Connection]"
 
 # A connection to close outside the lock, and the event that says why:
 # an expiry reason, a close reason, or "stale".
@@ -126,13 +126,13 @@ class _Host:
 
 
 class Pool:
-    """Idle connections by origin, under connection limits.
+    """Idle connections by route (origin and proxy), under connection limits.
 
     Args:
         opener: opens a new connection (called outside the lock).
         emitter: where lifecycle events go.
         max_connections: open connections across all origins (None: no limit).
-        max_connections_per_host: open connections per origin (None: no limit).
+        max_connections_per_host: open connections per route (None: no limit).
         idle_timeout: seconds an idle connection may be kept (None: forever).
         max_requests: responses after which a connection is retired.
         max_age: seconds after connecting after which it is retired.
@@ -157,7 +157,7 @@ class Pool:
         self._max_requests = max_requests
         self._max_age = max_age
         self._cond = threading.Condition(threading.Lock())
-        self._hosts: dict[Origin, _Host] = {}
+        self._hosts: dict[Route, _Host] = {}
         self._ids = itertools.count()
         self._open = 0
         self._waiters = 0
@@ -168,18 +168,18 @@ class Pool:
 
     def acquire(
         self,
-        origin: Origin,
+        route: Route,
         *,
         pool_timeout: float | None,
         connect_timeout: float | None,
         fresh: bool = False,
     ) -> Connection:
-        """A connection to ``origin``: an idle one that passes its checks,
+        """A connection to ``route``: an idle one that passes its checks,
         else a new one once the limits allow.
 
         ``fresh=True`` skips idle connections and opens a new one (a retry
         after the keep-alive race must not meet another connection the
-        server may be closing); at the limit, the origin's own longest-idle
+        server may be closing); at the limit, the route's own longest-idle
         connection is closed to make room.
 
         Raises:
@@ -189,7 +189,7 @@ class Pool:
         """
         deadline = None if pool_timeout is None else time.monotonic() + pool_timeout
         while True:
-            conn, doomed, reserved = self._take_or_reserve(origin, deadline, pool_timeout, fresh)
+            conn, doomed, reserved = self._take_or_reserve(route, deadline, pool_timeout, fresh)
             self._close_doomed(doomed)
             if conn is not None:
                 if conn.is_stale():
@@ -209,11 +209,11 @@ class Pool:
                     )
                 return conn
             if reserved:
-                return self._open_reserved(origin, connect_timeout)
+                return self._open_reserved(route, connect_timeout)
 
     def _take_or_reserve(
         self,
-        origin: Origin,
+        route: Route,
         deadline: float | None,
         pool_timeout: float | None,
         fresh: bool,
@@ -226,9 +226,9 @@ class Pool:
             while True:
                 if self._closed:
                     raise ClientClosed("the client has been closed")
-                host = self._hosts.get(origin)
+                host = self._hosts.get(route)
                 if host is None:
-                    host = self._hosts[origin] = _Host()
+                    host = self._hosts[route] = _Host()
                 mono = time.monotonic()
                 if mono - self._last_sweep >= SWEEP_INTERVAL:
                     self._sweep(mono, doomed)
@@ -248,13 +248,13 @@ class Pool:
                     host.open += 1
                     self._open += 1
                     return None, doomed, True
-                if self._evict_for(origin, host, doomed, fresh) or doomed:
+                if self._evict_for(route, host, doomed, fresh) or doomed:
                     return None, doomed, False
                 remaining = None if deadline is None else deadline - mono
                 if remaining is not None and remaining <= 0:
                     raise PoolTimeout(
-                        f"no connection to {origin} became free within {pool_timeout} s",
-                        origin=str(origin),
+                        f"no connection to {route} became free within {pool_timeout} s",
+                        origin=str(route.origin),
                     )
                 self._waiters += 1
                 try:
@@ -267,17 +267,17 @@ class Pool:
             return False
         return self._max_total is None or self._open < self._max_total
 
-    def _evict_for(self, origin: Origin, host: _Host, doomed: list[_Doomed], fresh: bool) -> bool:
+    def _evict_for(self, route: Route, host: _Host, doomed: list[_Doomed], fresh: bool) -> bool:
         """At a limit: close the longest-idle connection that frees a slot
-        for this origin: another origin's when the overall limit is the
-        obstacle, and this origin's own only when a fresh one is wanted."""
+        for this route: another route's when the overall limit is the
+        obstacle, and this route's own only when a fresh one is wanted."""
         if self._max_per_host is not None and host.open >= self._max_per_host:
-            candidates = [origin] if fresh and host.idle else []
+            candidates = [route] if fresh and host.idle else []
         else:
             candidates = [
                 other
                 for other, other_host in self._hosts.items()
-                if other_host.idle and (fresh or other != origin)
+                if other_host.idle and (fresh or other != route)
             ]
         if not candidates:
             return False
@@ -289,7 +289,7 @@ class Pool:
         return True
 
     def _sweep(self, mono: float, doomed: list[_Doomed]) -> None:
-        """Expire idle connections of every origin, oldest first."""
+        """Expire idle connections of every route, oldest first."""
         self._last_sweep = mono
         for host in self._hosts.values():
             while host.idle:
@@ -309,20 +309,20 @@ class Pool:
         self._open -= 1
         conn.state = ConnectionState.CLOSED
 
-    def _open_reserved(self, origin: Origin, connect_timeout: float | None) -> Connection:
+    def _open_reserved(self, route: Route, connect_timeout: float | None) -> Connection:
         connection_id = next(self._ids)
         started = time.monotonic()
         try:
-            conn = self._opener(origin, connection_id, connect_timeout)
+            conn = self._opener(route, connection_id, connect_timeout)
         except BaseException:
             with self._cond:
-                self._hosts[origin].open -= 1
+                self._hosts[route].open -= 1
                 self._open -= 1
                 if self._waiters:
                     self._cond.notify_all()
             raise
         with self._cond:
-            host = self._hosts[origin]
+            host = self._hosts[route]
             host.active += 1
             host.opened += 1
         if self._emitter.enabled:
@@ -354,7 +354,7 @@ class Pool:
             )
             expired = close_reason is not None
         with self._cond:
-            host = self._hosts[conn.origin]
+            host = self._hosts[conn.route]
             host.active -= 1
             if conn.reused:
                 host.reused += 1
@@ -381,7 +381,7 @@ class Pool:
         with self._cond:
             if conn.state is ConnectionState.CLOSED:
                 return
-            host = self._hosts[conn.origin]
+            host = self._hosts[conn.route]
             host.active -= 1
             host.open -= 1
             host.closed += 1
@@ -449,7 +449,7 @@ class Pool:
     def stats(self) -> PoolStats:
         """A consistent snapshot of the counters."""
         with self._cond:
-            per_host = {str(origin): host.stats() for origin, host in self._hosts.items()}
+            per_host = {str(route): host.stats() for route, host in self._hosts.items()}
         return PoolStats(
             opened=sum(s.opened for s in per_host.values()),
             reused=sum(s.reused for s in per_host.values()),

@@ -52,7 +52,14 @@ from ._exceptions import (
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["CertInput", "Stream", "VerifyInput", "connect", "make_ssl_context"]
+__all__ = [
+    "CertInput",
+    "Stream",
+    "VerifyInput",
+    "connect",
+    "connect_unix",
+    "make_ssl_context",
+]
 
 #: ``verify=``: True (system trust store), False, a CA bundle path, or a context.
 VerifyInput: TypeAlias = "bool | str | ssl.SSLContext"
@@ -138,6 +145,22 @@ class Stream:
         readable, _, _ = select.select([sock], [], [], 0)
         return bool(readable)
 
+    def start_tls(
+        self, context: ssl.SSLContext, server_hostname: str, timeout: float | None
+    ) -> Stream:
+        """TLS over this stream (a proxy tunnel, a Unix socket): the new
+        stream replaces this one, which must not be used any more.
+
+        Raises:
+            TLSError, ConnectTimeout, ConnectError: as for ``connect``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            return _start_tls(self._sock, context, server_hostname, deadline)
+        except BaseException:
+            self._sock.close()
+            raise
+
     def close(self) -> None:
         """Close the socket, without a TLS close_notify (see below). Idempotent."""
         # A TLS close_notify would cost a write that can block on a dead peer,
@@ -145,6 +168,26 @@ class Stream:
         # response, so truncation cannot go unnoticed. Plain close is enough.
         with contextlib.suppress(OSError):
             self._sock.close()
+
+
+def connect_unix(path: str, *, timeout: float | None) -> Stream:
+    """Open a stream to a Unix domain socket at ``path``.
+
+    Raises:
+        ConnectTimeout: the connect took longer than ``timeout``.
+        ConnectError: no such socket, refused, or permission denied.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(path)
+    except TimeoutError as exc:
+        sock.close()
+        raise ConnectTimeout(f"connect to {path} timed out after {timeout} s") from exc
+    except OSError as exc:
+        sock.close()
+        raise ConnectError(f"could not connect to {path}: {exc.strerror or exc}") from exc
+    return Stream(sock)
 
 
 def connect(

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 
 from ._exceptions import InvalidURL
 
-__all__ = ["URL", "Origin", "QueryParams", "merge_params"]
+__all__ = ["URL", "Origin", "QueryParams", "Route", "merge_params"]
 
 #: What ``params=`` accepts: a mapping or an iterable of pairs. Values that
 #: are not strings are converted with ``str()``; ``None`` values are dropped.
@@ -82,6 +82,21 @@ class Origin(NamedTuple):
         return f"{host}:{self.port}"
 
 
+class Route(NamedTuple):
+    """What a pooled connection is for: a target origin, reached directly
+    or through a proxy. The pool key: connections are shared only between
+    requests with the same route.
+    """
+
+    origin: Origin
+    proxy: Origin | None = None
+
+    def __str__(self) -> str:
+        if self.proxy is None:
+            return str(self.origin)
+        return f"{self.origin} via {self.proxy}"
+
+
 class URL:
     """A parsed, validated absolute ``http`` or ``https`` URL.
 
@@ -127,6 +142,12 @@ class URL:
     def target(self) -> str:
         """The request target in origin-form (RFC 9112 section 3.2.1)."""
         return f"{self.path}?{self.query}" if self.query else self.path
+
+    @property
+    def absolute_target(self) -> str:
+        """The request target in absolute-form, for a forward proxy
+        (RFC 9112 section 3.2.2); never with credentials or fragment."""
+        return f"{self.origin.scheme}://{self.origin.host_header}{self.target}"
 
     @property
     def scheme(self) -> str:
