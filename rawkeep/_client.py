@@ -35,7 +35,7 @@ from ._exceptions import (
     TooManyRedirects,
 )
 from ._headers import Headers, HeadersInput
-from ._models import Content, Request, Response
+from ._models import Content, Request, Response, _is_file
 from ._pool import Pool, PoolStats
 from ._proxy import ProxyConfig, open_tunnel
 from ._redirects import is_redirect, plan_redirect
@@ -641,7 +641,7 @@ def _set_framing(
         if method in ("POST", "PUT", "PATCH") and not has_length:
             headers["Content-Length"] = "0"
     elif not has_length:
-        size = _file_size(body) if hasattr(body, "read") else None
+        size = _file_size(body) if _is_file(body) else None
         if size is None:
             headers["Transfer-Encoding"] = "chunked"
         else:

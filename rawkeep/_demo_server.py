@@ -182,7 +182,7 @@ class DemoServer:
             body = f"hello from connection {index}, request {served}\n".encode()
             headers = self._response_headers(served, len(body))
             pieces = [
-                conn.send(h11.Response(status_code=200, headers=headers)),
+                conn.send(h11.Response(status_code=200, headers=headers, reason=b"OK")),
                 conn.send(h11.Data(data=body)),
                 conn.send(h11.EndOfMessage()),
             ]
