@@ -105,16 +105,22 @@ PROGRESS_INTERVAL: Final = 0.1
 
 _EPILOG: Final = """\
 exit codes:
-  0   success                      6   read, write or pool timeout
-  1   other error                  7   protocol error (server closed, reset,
-  2   bad command line or input        malformed or undecodable response)
-  3   invalid URL                  8   HTTP status >= 400 with --fail
-  4   could not connect            9   option not available yet (--proxy)
-  5   TLS handshake or certificate 10  could not write the output or trace
-  11  too many redirects (-L)      130 interrupted
+  0   success
+  1   other error
+  2   bad command line or input (option, -H, @file, invalid request)
+  3   invalid URL
+  4   could not connect (refused, unreachable, DNS, connect timeout)
+  5   TLS handshake or certificate verification failed
+  6   read, write or pool timeout
+  7   protocol error (closed, reset, malformed or undecodable response)
+  8   HTTP status >= 400 with --fail
+  9   option not available yet (--proxy)
+  10  could not write the output or the trace
+  11  too many redirects (-L)
+  130 interrupted
 
 rawkeep stops at the first error. `rawkeep demo` walks through keep-alive
-against a built-in local server. Details: docs/cli.md.
+against a built-in local server. More in docs/cli.md.
 """
 
 
@@ -233,8 +239,9 @@ def _make_plan(args: argparse.Namespace) -> _Plan:
         raise _NotAvailable("--proxy is not available yet in rawkeep")
     for url in args.urls:
         if "://" not in url:
-            hint = "; the demo is `rawkeep demo`, first" if url == "demo" else ""
-            raise InvalidURL(f"{url!r} has no scheme; try http://{url}{hint}")
+            if url == "demo":
+                raise InvalidURL("'demo' is not a URL; to run the demo: rawkeep demo")
+            raise InvalidURL(f"{url!r} has no scheme; try http://{url}")
         URL(url)  # raises InvalidURL
     if args.output is not None and args.remote_name:
         raise _UsageError("give -o or -O, not both")
@@ -708,13 +715,13 @@ def _report(exc: Exception, args: argparse.Namespace) -> int:
 #: Error classes, most specific first, with their exit code and name.
 _ERRORS: Final[list[tuple[type[BaseException], ExitCode, str]]] = [
     (_UsageError, ExitCode.USAGE, "error"),
-    (_NotAvailable, ExitCode.NOT_AVAILABLE, "not available yet"),
+    (_NotAvailable, ExitCode.NOT_AVAILABLE, "error"),
     (NotImplementedError, ExitCode.NOT_AVAILABLE, "not available yet"),
     (_HTTPStatus, ExitCode.HTTP_STATUS, "HTTP error"),
     (_OutputError, ExitCode.OUTPUT, "output error"),
     (InvalidURL, ExitCode.INVALID_URL, "invalid URL"),
     (ConnectTimeout, ExitCode.CONNECT, "connect timeout"),
-    (ConnectError, ExitCode.CONNECT, "could not connect"),
+    (ConnectError, ExitCode.CONNECT, "connect error"),
     (TLSError, ExitCode.TLS, "TLS error"),
     (TimeoutError, ExitCode.TIMEOUT, "timeout"),
     (RemoteProtocolError, ExitCode.PROTOCOL, "protocol error"),

@@ -66,14 +66,6 @@ JSONInput: TypeAlias = Any
 #: Form fields for ``data=``.
 FormInput: TypeAlias = "Mapping[str, str | int | float] | Iterable[tuple[str, str | int | float]]"
 
-# Features that other issues bring; until then the keyword is refused loudly
-# instead of being silently ignored. TODO(#4)
-_NOT_YET: Final = {
-    "proxy": "proxies",
-    "trust_env": "environment proxies",
-    "uds": "Unix domain sockets",
-}
-
 
 class Client:
     """An HTTP/1.1 client with a keep-alive connection pool.
@@ -99,17 +91,26 @@ class Client:
             was opened (useful when DNS can change under a long-lived pool).
         retries: how many times a request that hit the keep-alive race is
             sent again on a new connection (idempotent requests only).
-        max_redirects: limit for redirect chains.
         verify: ``True`` (system trust store), ``False``, a CA bundle path,
             or an ``ssl.SSLContext``.
         cert: client certificate: a PEM path, or ``(cert_path, key_path)``.
-        on_event: called with each ``rawkeep.Event`` (see docs/events.md).
-        follow_redirects, proxy, trust_env, uds, auth, cookies: not built
-            yet; giving them raises ``NotImplementedError``.
+        follow_redirects: follow 301/302/303/307/308 (per request too).
+        max_redirects: more redirects than this raise ``TooManyRedirects``.
+        proxy: an ``http://[user:password@]host:port`` forward proxy for
+            every request (CONNECT tunnels for https).
+        trust_env: take proxies from ``HTTP_PROXY`` / ``HTTPS_PROXY`` /
+            ``ALL_PROXY`` / ``NO_PROXY`` (ignored when ``proxy`` is given).
+        uds: path of a Unix domain socket to send every request over; the
+            URL still gives the Host header and the target.
+        auth: ``(user, password)`` for Basic auth on every request.
+        cookies: an ``http.cookiejar.CookieJar`` applied to requests and
+            updated from responses (redirects included).
+        on_event: called with each ``rawkeep.Event`` (see
+            docs/events-and-logging.md).
 
     Raises:
         TypeError, ValueError: an option has the wrong type or range.
-        NotImplementedError: an option that is not built yet was given.
+        InvalidURL: the proxy URL can't be used.
     """
 
     def __init__(
@@ -129,7 +130,7 @@ class Client:
         cert: CertInput = None,
         proxy: str | None = None,
         trust_env: bool = False,
-        uds: str | None = None,
+        uds: str | os.PathLike[str] | None = None,
         auth: AuthInput | None = None,
         cookies: CookieJar | None = None,
         on_event: EventCallback | None = None,
@@ -403,6 +404,13 @@ class Client:
         history: list[Response] = []
         while True:
             response = self._send_with_retries(request, limits)
+            if response.status == 407 and request.route.proxy is not None:
+                response.close()
+                raise ProxyError(
+                    f"proxy {request.route.proxy} requires authentication (407)",
+                    status=407,
+                    origin=str(request.url.origin),
+                )
             if self._cookies is not None:
                 store_cookies(self._cookies, request.url, request.headers, response.headers)
             if not (follow and is_redirect(response)):
@@ -501,13 +509,6 @@ class Client:
             pool=self._pool,
             read_timeout=limits.read,
         )
-        if head.status_code == 407 and request.route.proxy is not None:
-            response.close()
-            raise ProxyError(
-                f"proxy {request.route.proxy} requires authentication (407)",
-                status=407,
-                origin=str(request.url.origin),
-            )
         return response
 
     # -- connections ----------------------------------------------------------------
@@ -669,15 +670,6 @@ def _file_size(body: IO[bytes]) -> int | None:
         return end - position
     except (AttributeError, OSError, ValueError):
         return None
-
-
-def _refuse_unbuilt(**given: object) -> None:
-    for name, value in given.items():
-        if value is not None and value is not False:
-            topic = _NOT_YET[name]
-            raise NotImplementedError(
-                f"{name}= is not implemented yet ({topic}: HTTP features work)"
-            )
 
 
 def _count(name: str, value: int, *, minimum: int) -> int:

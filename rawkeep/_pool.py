@@ -379,8 +379,8 @@ class Pool:
 
     def _drop(self, conn: Connection, reason: str, *, stale: bool) -> None:
         with self._cond:
-            if conn.state is ConnectionState.CLOSED:
-                return
+            if conn.state is not ConnectionState.ACTIVE:
+                return  # already given back: never count a connection twice
             host = self._hosts[conn.route]
             host.active -= 1
             host.open -= 1
