@@ -88,6 +88,38 @@ def bench_http_client(port: int, n: int) -> tuple[float, int]:
     return elapsed, 1
 
 
+def bench_h11_loop(port: int, n: int) -> tuple[float, int]:
+    """The floor of any h11-based client: one socket, one h11.Connection."""
+    import h11
+
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn = h11.Connection(h11.CLIENT)
+    headers = [("Host", f"127.0.0.1:{port}"), ("User-Agent", "h11"), ("Accept", "*/*")]
+
+    def one() -> bytes:
+        sock.sendall(conn.send(h11.Request(method="GET", target="/", headers=headers)))
+        sock.sendall(conn.send(h11.EndOfMessage()))
+        body = b""
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(sock.recv(65536))
+            elif type(event) is h11.Data:
+                body += event.data
+            elif type(event) is h11.EndOfMessage:
+                conn.start_next_cycle()
+                return body
+
+    one()
+    start = time.perf_counter()
+    for _ in range(n):
+        assert one() == b"Hello, world!"
+    elapsed = time.perf_counter() - start
+    sock.close()
+    return elapsed, 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5000)
@@ -102,6 +134,7 @@ def main() -> None:
 
     clients: dict[str, Callable[[int, int], tuple[float, int]]] = {
         "http.client": bench_http_client,
+        "h11 loop": bench_h11_loop,
         "rawkeep": bench_rawkeep,
     }
     per_request: dict[str, list[float]] = {name: [] for name in clients}
