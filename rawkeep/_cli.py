@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 
     from ._models import Response
 
-__all__ = ["ExitCode", "Story", "main"]
+__all__ = ["ExitCode", "Story", "build_parser", "duration", "main"]
 
 
 class ExitCode(enum.IntEnum):

@@ -46,6 +46,7 @@ from ._timeout import (
     Timeout,
     TimeoutInput,
     UseClientDefault,
+    check_seconds,
     to_timeout,
 )
 from ._url import URL, QueryParams, Route
@@ -176,9 +177,9 @@ class Client:
             emitter=self._emitter,
             max_connections=_limit("max_connections", max_connections),
             max_connections_per_host=_limit("max_connections_per_host", max_connections_per_host),
-            idle_timeout=_seconds("idle_timeout", idle_timeout),
+            idle_timeout=check_seconds("idle_timeout", idle_timeout),
             max_requests=_limit("max_requests_per_connection", max_requests_per_connection),
-            max_age=_seconds("max_connection_age", max_connection_age),
+            max_age=check_seconds("max_connection_age", max_connection_age),
         )
 
     # -- public API ---------------------------------------------------------------
@@ -712,13 +713,3 @@ def _count(name: str, value: int, *, minimum: int) -> int:
 
 def _limit(name: str, value: int | None) -> int | None:
     return None if value is None else _count(name, value, minimum=1)
-
-
-def _seconds(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds or None, not {value!r}")
-    if not 0 <= value < float("inf"):
-        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-    return float(value)

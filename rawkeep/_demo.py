@@ -238,11 +238,11 @@ def step_cost(n: _Narrator) -> None:
         )
     (_, pooled_conns, pooled), (_, _, unpooled) = rows
     _expect(pooled_conns == 1, "the pooled client used one connection")
-    n.out.write("\n")
     n.say(f"""
         Here, on loopback, where a TCP handshake takes a fraction of a
         millisecond, not reusing made each request {unpooled / pooled:.1f} times
-        as slow. Across a network each new connection costs at least one more
+        as slow (the handshake, a new client, and the server's own work for each
+        new connection). Across a network each new connection costs at least one more
         round trip (tens of milliseconds between continents), and TLS adds one
         or two more: that is what keep-alive saves.
     """)
@@ -300,6 +300,9 @@ def main(argv: list[str]) -> int:
         parser.error(f"steps are numbered 1 to {len(STEPS)}")
     try:
         return _run(args.steps or list(range(1, len(STEPS) + 1)))
+    except KeyboardInterrupt:
+        sys.stderr.write("rawkeep demo: interrupted\n")
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`rawkeep demo | head`): stop quietly, and
         # point stdout at /dev/null so the interpreter's last flush is quiet.

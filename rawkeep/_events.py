@@ -206,5 +206,6 @@ def describe(event: Event) -> str:
     if isinstance(event, ConnectionExpired | ConnectionClosed):
         return f"{head} reason={event.reason}"
     if isinstance(event, RequestRetried):
-        return f"{head} {event.method} {event.url} attempt {event.attempt}: {event.error}"
+        error = " ".join(event.error.split())  # one line, whatever the error text
+        return f"{head} {event.method} {event.url} attempt {event.attempt}: {error}"
     return head

@@ -130,7 +130,10 @@ class Headers(MutableMapping[str, str]):
                 (k, v) for k, _, v in other._items
             )
         if isinstance(other, Mapping):
-            return self == Headers(other)
+            try:
+                return self == Headers(other)
+            except TypeError:
+                return False  # values that are not text: not equal to any Headers
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]

@@ -50,11 +50,11 @@ class Timeout:
         # Timeout(5.0) sets all four; Timeout(connect=2) sets one and leaves
         # the others unlimited; Timeout(5.0, connect=2) mixes the two. A
         # keyword given as None falls back to the first argument.
-        base = _check("timeout", timeout)
-        self.connect = base if connect is None else _check("connect", connect)
-        self.read = base if read is None else _check("read", read)
-        self.write = base if write is None else _check("write", write)
-        self.pool = base if pool is None else _check("pool", pool)
+        base = check_seconds("timeout", timeout)
+        self.connect = base if connect is None else check_seconds("timeout connect", connect)
+        self.read = base if read is None else check_seconds("timeout read", read)
+        self.write = base if write is None else check_seconds("timeout write", write)
+        self.pool = base if pool is None else check_seconds("timeout pool", pool)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Timeout):
@@ -74,14 +74,26 @@ class Timeout:
         )
 
 
-def _check(name: str, value: object) -> float | None:
+def check_seconds(label: str, value: object) -> float | None:
+    """``value`` as seconds (None passes through).
+
+    Raises:
+        TypeError: not a number (bool is not a number here).
+        ValueError: negative, infinite, NaN, or too large for a float.
+    """
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"timeout {name} must be a number or None, not {value!r}")
-    if not 0 <= value < float("inf"):
-        raise ValueError(f"timeout {name} must be finite and >= 0, got {value!r}")
-    return float(value)
+        raise TypeError(f"{label} must be a number of seconds or None, not {value!r}")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise ValueError(
+            f"{label} must be finite and >= 0, got an int too large for a float"
+        ) from None
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"{label} must be finite and >= 0, got {value!r}")
+    return seconds
 
 
 class UseClientDefault(enum.Enum):

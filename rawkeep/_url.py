@@ -56,6 +56,7 @@ _HOSTNAME = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<
 _PATH_SAFE: Final = "/:@!$&'()*+,;=-._~%"
 _QUERY_SAFE: Final = _PATH_SAFE + "?"
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 
 
 class Origin(NamedTuple):
@@ -192,7 +193,10 @@ def merge_params(query: str, params: QueryParams) -> str:
             raise InvalidURL(f"query parameter names must be str, not {key!r}")
         if value is not None:
             pairs.append((key, value if isinstance(value, str) else str(value)))
-    extra = urlencode(pairs)
+    try:
+        extra = urlencode(pairs)
+    except UnicodeEncodeError:
+        raise InvalidURL("query parameters contain characters with no UTF-8 form") from None
     if not extra:
         return query
     return f"{query}&{extra}" if query else extra
@@ -217,6 +221,8 @@ def _split_authority(authority: str, scheme: str) -> tuple[str, str, int]:
 
 
 def _ipv6(text: str) -> str:
+    if "%" in text:
+        raise InvalidURL(f"IPv6 zone identifiers are not supported: {text!r}")
     try:
         return ipaddress.IPv6Address(text).compressed
     except ValueError:
@@ -230,10 +236,14 @@ def _hostname(text: str) -> str:
         host = text.lower()
     else:
         try:
-            host = text.encode("idna").decode("ascii")
+            # Python's idna codec leaves ASCII labels as written: lower-case.
+            host = text.encode("idna").decode("ascii").lower()
         except UnicodeError:
             raise InvalidURL(f"host {text!r} is not a valid IDNA name") from None
-    if host.replace(".", "").isdigit():
+    if _NUMERIC_LABEL.match(host.rstrip(".").rpartition(".")[2]):
+        # A host ending in a number is an IPv4 address or nothing: resolvers
+        # read "0x7f.1" or "127.1" as 127.0.0.1, so anything but a plain
+        # dotted quad would be ambiguous.
         try:
             return str(ipaddress.IPv4Address(host))
         except ValueError:
@@ -260,7 +270,12 @@ def _quote(text: str, safe: str) -> str:
     # "100%" becomes "100%25" and existing "%2F" stays as it is.
     if "%" in text:
         text = _BAD_ESCAPE.sub("%25", text)
-    return quote(text, safe=safe)
+    try:
+        return quote(text, safe=safe)
+    except UnicodeEncodeError:
+        # Lone surrogates (from surrogateescape-decoded argv or file names)
+        # have no UTF-8 form to percent-encode.
+        raise InvalidURL(f"URL contains characters with no UTF-8 form: {text!r}") from None
 
 
 def _bracket(host: str) -> str:
