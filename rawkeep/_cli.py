@@ -26,7 +26,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Final, NoReturn
+from typing import IO, TYPE_CHECKING, Final, NoReturn, TypedDict
 from urllib.parse import unquote
 
 from ._client import Client
@@ -45,6 +45,7 @@ from ._exceptions import (
     DecodingError,
     InvalidURL,
     LocalProtocolError,
+    ProxyError,
     RawkeepError,
     RemoteProtocolError,
     TimeoutError,
@@ -87,12 +88,15 @@ class ExitCode(enum.IntEnum):
     PROTOCOL = 7
     #: --fail was given and a response had a status of 400 or more.
     HTTP_STATUS = 8
-    #: An option whose feature rawkeep does not have yet.
+    #: A feature rawkeep does not have yet (the library said NotImplementedError).
     NOT_AVAILABLE = 9
     #: The body or the trace could not be written (-o, -O, --trace, stdout).
     OUTPUT = 10
     #: More redirects than --max-redirs with -L.
     REDIRECTS = 11
+    #: The proxy refused the request, asked for credentials (407), or could
+    #: not reach the target.
+    PROXY = 12
     #: Interrupted with Ctrl-C.
     INTERRUPTED = 130
 
@@ -114,9 +118,10 @@ exit codes:
   6   read, write or pool timeout
   7   protocol error (closed, reset, malformed or undecodable response)
   8   HTTP status >= 400 with --fail
-  9   option not available yet (--proxy)
+  9   feature not available yet
   10  could not write the output or the trace
   11  too many redirects (-L)
+  12  proxy error (refused, 407, target unreachable)
   130 interrupted
 
 rawkeep stops at the first error. `rawkeep demo` walks through keep-alive
@@ -126,10 +131,6 @@ against a built-in local server. More in docs/cli.md.
 
 class _UsageError(Exception):
     """Bad command line or input: ``ExitCode.USAGE``."""
-
-
-class _NotAvailable(Exception):
-    """An option whose feature does not exist yet: ``ExitCode.NOT_AVAILABLE``."""
 
 
 class _HTTPStatus(Exception):
@@ -180,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--timeout", type=_seconds, metavar="S", help="limit of each connect/read/write wait")
     add("--idle-timeout", type=_seconds, metavar="S", help="keep idle connections S s (30)")
     add("--max-per-host", type=_count, metavar="N", help="open connections per origin (10)")
-    add("--proxy", metavar="URL", help="not available yet (exit 9)")
+    add("--proxy", metavar="URL", help="send through this HTTP proxy (CONNECT for https)")
+    add("--unix-socket", metavar="PATH", help="send every request over this Unix socket")
     add = parser.add_argument_group("output").add_argument
     add("-o", "--output", metavar="FILE", help="write the bodies to FILE, not stdout")
     add("-O", "--remote-name", action="store_true", help="name files after the URL paths")
@@ -216,6 +218,20 @@ def _seconds(text: str) -> float:
 # -- checking the input before any I/O ---------------------------------------------------------
 
 
+class _ClientOptions(TypedDict, total=False):
+    """The ``Client`` keywords the options set; the others keep their defaults."""
+
+    follow_redirects: bool
+    max_redirects: int
+    auth: tuple[str, str]
+    timeout: Timeout
+    idle_timeout: float
+    max_connections_per_host: int
+    verify: bool | str
+    proxy: str
+    uds: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Plan:
     """What to send, and how the client is set up; all checked."""
@@ -225,18 +241,15 @@ class _Plan:
     headers: list[tuple[str, str]]
     body: bytes | None
     file_names: list[str]  # with -O: one per URL
-    client_options: dict[str, object]
+    client_options: _ClientOptions
 
 
 def _make_plan(args: argparse.Namespace) -> _Plan:
     """Check the arguments and read the @file body, before any I/O.
 
     Raises:
-        _NotAvailable, _UsageError, InvalidURL.
+        _UsageError, InvalidURL.
     """
-    if args.proxy is not None:
-        # TODO(#4): pass proxy= once the client has proxies.
-        raise _NotAvailable("--proxy is not available yet in rawkeep")
     for url in args.urls:
         if "://" not in url:
             if url == "demo":
@@ -247,6 +260,8 @@ def _make_plan(args: argparse.Namespace) -> _Plan:
         raise _UsageError("give -o or -O, not both")
     if args.data is not None and args.json is not None:
         raise _UsageError("give -d or --json, not both")
+    if args.proxy is not None and args.unix_socket is not None:
+        raise _UsageError("give --proxy or --unix-socket, not both")
     if args.cacert is not None and not os.access(args.cacert, os.R_OK):
         raise _UsageError(f"can't read the --cacert file {args.cacert!r}")
     headers = [_parse_header(text) for text in args.header]
@@ -307,8 +322,8 @@ def _remote_name(url: str) -> str:
     return name
 
 
-def _client_options(args: argparse.Namespace) -> dict[str, object]:
-    options: dict[str, object] = {
+def _client_options(args: argparse.Namespace) -> _ClientOptions:
+    options: _ClientOptions = {
         "follow_redirects": args.location,
         "max_redirects": args.max_redirs,
     }
@@ -327,6 +342,10 @@ def _client_options(args: argparse.Namespace) -> dict[str, object]:
         options["verify"] = False
     elif args.cacert is not None:
         options["verify"] = args.cacert
+    if args.proxy is not None:
+        options["proxy"] = args.proxy
+    if args.unix_socket is not None:
+        options["uds"] = args.unix_socket
     return options
 
 
@@ -542,7 +561,7 @@ class _Progress:
             done = min(received / total, 1.0)
             line += f" / {total / 2**20:.1f} MiB [{'#' * int(done * 20):<20}] {done:4.0%}"
         line += f"  {rate / 2**20:.1f} MiB/s"
-        if total and received < total:
+        if total and rate > 0 and received < total:
             line += f"  ETA {(total - received) / rate:.0f} s"
         # \r returns to the start of the line; ESC [K clears the rest of it.
         self._stream.write(f"\r{line}\x1b[K")
@@ -553,31 +572,37 @@ class _Run:
     """One run of the command: the client, the story and the outputs."""
 
     def __init__(self, args: argparse.Namespace, plan: _Plan) -> None:
+        """Set up the client (no I/O yet).
+
+        Raises:
+            InvalidURL: the --proxy URL can't be used.
+        """
         self.args = args
         self.plan = plan
         idle_timeout = 30.0 if args.idle_timeout is None else args.idle_timeout
         self.story = Story(sys.stderr, idle_timeout=idle_timeout) if args.verbose else None
-        self.trace: _Trace | None = None
+        self.trace: _Trace | None = None  # set once its file is open
         self.show_progress = sys.stderr.isatty() and not (args.silent or args.verbose)
+        # Events are only built when someone listens: -v or --trace.
+        listening = args.verbose or args.trace is not None
+        self.client = Client(on_event=self._on_event if listening else None, **plan.client_options)
+
+    def _on_event(self, event: Event) -> None:
+        for listener in (self.story, self.trace):
+            if listener is not None:
+                listener(event)
 
     def fetch_all(self, output: IO[bytes] | None) -> None:
         """Every URL, --repeat times; bodies to ``output``, or to -O files."""
-        listeners = [listener for listener in (self.story, self.trace) if listener]
-
-        def on_event(event: Event) -> None:
-            for listener in listeners:
-                listener(event)
-
         started = time.perf_counter()
-        client = Client(on_event=on_event if listeners else None, **self.plan.client_options)  # type: ignore[arg-type]
         try:
             for _ in range(self.args.repeat):
                 for index, url in enumerate(self.plan.urls):
-                    self._fetch_one(client, url, output, index)
+                    self._fetch_one(self.client, url, output, index)
         finally:
-            client.close()
+            self.client.close()
             if self.story is not None:
-                self.story.summary(client, time.perf_counter() - started)
+                self.story.summary(self.client, time.perf_counter() - started)
 
     def _fetch_one(self, client: Client, url: str, output: IO[bytes] | None, index: int) -> None:
         plan, story = self.plan, self.story
@@ -612,7 +637,7 @@ class _Run:
                 progress.update(size)
         if progress is not None:
             progress.finish(size)
-        _write(output, b"")  # flushes: bodies appear as each response ends
+        _write(output, None)  # each body shows as soon as its response ends
         return size
 
 
@@ -622,12 +647,13 @@ def _head_bytes(response: Response) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def _write(output: IO[bytes], data: bytes) -> None:
+def _write(output: IO[bytes], data: bytes | None) -> None:
+    """Write ``data``, or flush when it is None."""
     try:
-        if data:
-            output.write(data)
-        else:
+        if data is None:
             output.flush()
+        else:
+            output.write(data)
     except OSError as exc:
         raise _OutputError(f"can't write the body: {exc.strerror or exc}") from exc
 
@@ -662,20 +688,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo_main(arguments[1:])
     try:
         args = build_parser().parse_intermixed_args(arguments)
-        plan = _make_plan(args)
-    except (_UsageError, _NotAvailable, InvalidURL) as exc:
+        run = _Run(args, _make_plan(args))
+    except SystemExit as exc:  # --help and --version exit from inside argparse
+        return exc.code if isinstance(exc.code, int) else ExitCode.OK
+    except (_UsageError, InvalidURL) as exc:
         code, kind = _classify(exc)
         _say(f"rawkeep: {kind}: {exc}")
-        if code is not ExitCode.NOT_AVAILABLE:
-            _say("Try 'rawkeep --help' for more information.")
+        _say("Try 'rawkeep --help' for more information.")
         return code
-    return _run(args, plan)
+    return _run(run)
 
 
-def _run(args: argparse.Namespace, plan: _Plan) -> int:
-    run = _Run(args, plan)
+def _run(run: _Run) -> int:
+    args = run.args
     try:
         with contextlib.ExitStack() as stack:
+            stack.callback(run.client.close)  # also when an output can't be opened
             if args.trace is not None:
                 run.trace = _Trace(stack.enter_context(_open_trace(args.trace)))
             output: IO[bytes] | None = sys.stdout.buffer
@@ -715,7 +743,6 @@ def _report(exc: Exception, args: argparse.Namespace) -> int:
 #: Error classes, most specific first, with their exit code and name.
 _ERRORS: Final[list[tuple[type[BaseException], ExitCode, str]]] = [
     (_UsageError, ExitCode.USAGE, "error"),
-    (_NotAvailable, ExitCode.NOT_AVAILABLE, "error"),
     (NotImplementedError, ExitCode.NOT_AVAILABLE, "not available yet"),
     (_HTTPStatus, ExitCode.HTTP_STATUS, "HTTP error"),
     (_OutputError, ExitCode.OUTPUT, "output error"),
@@ -728,6 +755,7 @@ _ERRORS: Final[list[tuple[type[BaseException], ExitCode, str]]] = [
     (DecodingError, ExitCode.PROTOCOL, "decoding error"),
     (LocalProtocolError, ExitCode.USAGE, "invalid request"),
     (TooManyRedirects, ExitCode.REDIRECTS, "too many redirects"),
+    (ProxyError, ExitCode.PROXY, "proxy error"),
     (RawkeepError, ExitCode.ERROR, "error"),
 ]
 

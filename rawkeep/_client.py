@@ -166,8 +166,11 @@ class Client:
         self._timeout = to_timeout(timeout)
         self._retries = _count("retries", retries, minimum=0)
         self._max_redirects = _count("max_redirects", max_redirects, minimum=0)
-        if not isinstance(verify, bool | str) and type(verify).__name__ != "SSLContext":
-            raise TypeError(f"verify must be a bool, a path or an SSLContext, not {verify!r}")
+        if not isinstance(verify, bool | str):
+            import ssl  # the caller passed an object: ssl is loaded already
+
+            if not isinstance(verify, ssl.SSLContext):
+                raise TypeError(f"verify must be a bool, a path or an SSLContext, not {verify!r}")
         self._verify = verify
         self._cert = cert
         self._ssl_context: ssl.SSLContext | None = None
@@ -322,6 +325,7 @@ class Client:
 
     @property
     def is_closed(self) -> bool:
+        """Whether ``close()`` was called; requests then raise ``ClientClosed``."""
         return self._pool.is_closed
 
     def __enter__(self) -> Client:
@@ -393,9 +397,10 @@ class Client:
         if not isinstance(method, str):
             raise TypeError(f"method must be a str, not {method!r}")
         parsed = URL(url, params=params)
-        merged = _merge_headers(
-            Headers([("Host", parsed.origin.host_header), *self._headers.items()]), headers
-        )
+        merged = Headers([("Host", parsed.origin.host_header)])
+        # The client's headers, then the request's, each replacing by name
+        # (a Host among them wins over the URL's).
+        merged = _merge_headers(_merge_headers(merged, self._headers), headers)
         self._add_auth(merged, parsed, auth)
         self._add_cookies(merged, parsed)
         route = self._route(parsed, merged)
@@ -458,7 +463,7 @@ class Client:
                     headers.pop("Cookie", None)
                     self._add_cookies(headers, url)
                 request = request.follow(method, url, headers, self._route(url, headers))
-                response.read_small()
+                response._read_or_close()
             except BaseException:
                 response.close()
                 raise

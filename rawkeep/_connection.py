@@ -318,7 +318,16 @@ class Connection:
         self.responses += 1
         h11_conn = self._h11
         if h11_conn.our_state is h11.DONE and h11_conn.their_state is h11.DONE:
-            h11_conn.start_next_cycle()
+            # Both sides are done, but look once more at what h11 holds: a
+            # body delimited by the server closing (no Content-Length, not
+            # chunked) ends *because* of EOF, and h11 reports the close only
+            # on the next event; bytes after the response (never valid from
+            # an HTTP/1.1 server we did not pipeline to) make it unusable too.
+            after = h11_conn.next_event()
+            if after is h11.NEED_DATA:
+                h11_conn.start_next_cycle()
+                return
+            self.close_reason = "connection_close" if after is not h11.PAUSED else "error"
             return
         self.close_reason = self._why_not_reusable()
 
@@ -380,6 +389,7 @@ class Connection:
     def start_reuse(self) -> None:
         """Note that the next request goes over this already-used connection."""
         self.reused = True
+        self.response_started = False
         if self.server_requests_left is not None:
             self.server_requests_left -= 1
 

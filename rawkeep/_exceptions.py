@@ -11,7 +11,7 @@ The tree::
     ├── ClientClosed          the client was closed before the request
     ├── ConnectError          TCP connect failed (refused, unreachable, DNS)
     ├── TLSError              handshake or certificate verification failed
-    ├── ProxyError            the proxy refused or failed (features issue)
+    ├── ProxyError            the proxy refused the tunnel or wants credentials
     ├── TimeoutError          any of the four timeouts below
     │   ├── ConnectTimeout    TCP connect + TLS handshake took too long
     │   ├── ReadTimeout       no byte of the response arrived in time
@@ -161,8 +161,14 @@ class RemoteProtocolError(RawkeepError):
 
 class LocalProtocolError(RawkeepError):
     """The request can't be sent as valid HTTP/1.1: a CR, LF or NUL in a
-    header, a malformed header name or method, a body that disagrees with
-    its framing headers. Raised before any byte of the request is sent."""
+    header, a malformed header name or method, conflicting framing headers,
+    a 307/308 redirect whose body can't be sent again.
+
+    Raised before any byte of the request is sent, with one exception: a
+    streamed body (iterator or file) that turns out longer or shorter than
+    the Content-Length the caller declared is only found out while sending;
+    the connection is then closed, never reused.
+    """
 
 
 class TooManyRedirects(RawkeepError):

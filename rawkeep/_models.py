@@ -215,7 +215,7 @@ class Response:
             self._content = b"".join(self.iter_bytes())
         return self._content
 
-    def read_small(self) -> None:
+    def _read_or_close(self) -> None:
         """Read the body if it is small (at most 64 KiB); otherwise close.
 
         Used for redirect responses: their bodies are kept for ``history``
@@ -322,9 +322,12 @@ class Response:
             return None
         try:
             data = conn.receive_body(self._read_timeout)
-        except BaseException:
+        except BaseException as exc:
             self._conn = None
             self._give_back(conn, "error")
+            if isinstance(exc, RawkeepError):
+                exc.origin = conn.origin_str
+                exc.connection_id = conn.id
             raise
         if data is None:
             self._conn = None

@@ -29,8 +29,9 @@ Before reuse, three checks, cheapest first:
      (RFC 9112 section 9.3.1).
 
 Expiry is lazy: connections of the origin being requested are checked when
-they are taken; those of other origins are swept at most once a second, so
-expired idle sockets do not linger while the client talks to other hosts.
+they are taken, and every origin's idle connections are swept at most once a
+second, so expired idle sockets do not linger while the client talks to
+other hosts.
 
 Locking: one ``threading.Condition`` guards the bookkeeping only. Decisions
 are made under it; connecting, probing, closing sockets and emitting events
@@ -45,7 +46,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, TypeAlias, final
+from typing import TYPE_CHECKING, Final, TypeAlias, cast, final
 
 from ._connection import ConnectionState
 from ._events import (
@@ -57,7 +58,7 @@ from ._events import (
     StaleConnectionDiscarded,
     now,
 )
-from ._exceptions import ClientClosed, PoolTimeout
+from ._exceptions import ClientClosed, PoolTimeout, RawkeepError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -314,7 +315,9 @@ class Pool:
         started = time.monotonic()
         try:
             conn = self._opener(route, connection_id, connect_timeout)
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, RawkeepError) and exc.origin is None:
+                exc.origin = str(route.origin)
             with self._cond:
                 self._hosts[route].open -= 1
                 self._open -= 1
@@ -385,6 +388,8 @@ class Pool:
             host.active -= 1
             host.open -= 1
             host.closed += 1
+            if conn.reused and conn.response_started and not stale:
+                host.reused += 1  # a response did come over it, if not whole
             self._open -= 1
             conn.state = ConnectionState.CLOSED
             if self._waiters:
@@ -461,9 +466,9 @@ class Pool:
 
 
 def _as_expiry(reason: str) -> ExpiryReason:
-    assert reason in ("idle_timeout", "server_keep_alive", "max_requests", "max_age")
-    return reason  # type: ignore[return-value]
+    # _Doomed carries reasons as str; the flag next to it says which kind.
+    return cast("ExpiryReason", reason)
 
 
 def _as_close(reason: str) -> CloseReason:
-    return reason  # type: ignore[return-value]
+    return cast("CloseReason", reason)

@@ -30,7 +30,14 @@ from typing import TYPE_CHECKING, NamedTuple
 import h11
 
 from ._auth import basic_auth_header, userinfo_credentials
-from ._exceptions import InvalidURL, ProxyError, RemoteProtocolError
+from ._exceptions import (
+    ConnectTimeout,
+    InvalidURL,
+    ProxyError,
+    ReadTimeout,
+    RemoteProtocolError,
+    WriteTimeout,
+)
 from ._url import URL, Origin
 
 if TYPE_CHECKING:
@@ -160,13 +167,28 @@ def open_tunnel(stream: Stream, proxy: Proxy, target: Origin, timeout: float | N
     Raises:
         ProxyError: the proxy answered with a status other than 2xx (its
             status is in ``.status``), or broke the exchange.
-        ReadTimeout, WriteTimeout: the proxy was too slow.
+        ConnectTimeout: the proxy did not answer within ``timeout``.
     """
     host = f"[{target.host}]" if ":" in target.host else target.host
     authority = f"{host}:{target.port}"  # RFC 9110 section 9.3.6: always host:port
     headers = [("Host", authority)]
     if proxy.authorization is not None:
         headers.append(("Proxy-Authorization", proxy.authorization))
+    try:
+        return _connect_exchange(stream, proxy, authority, headers, target, timeout)
+    except (ReadTimeout, WriteTimeout) as exc:
+        # Part of opening the connection: the connect timeout's business.
+        raise ConnectTimeout(f"proxy {proxy} did not open the tunnel within {timeout} s") from exc
+
+
+def _connect_exchange(
+    stream: Stream,
+    proxy: Proxy,
+    authority: str,
+    headers: list[tuple[str, str]],
+    target: Origin,
+    timeout: float | None,
+) -> None:
     conn = h11.Connection(h11.CLIENT)
     stream.send_all(
         conn.send(h11.Request(method="CONNECT", target=authority, headers=headers)), timeout

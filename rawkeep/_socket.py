@@ -278,12 +278,13 @@ def make_ssl_context(verify: VerifyInput, cert: CertInput = None) -> ssl.SSLCont
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
     elif isinstance(verify, str):
-        context = ssl.create_default_context()
+        # Given a CA file or directory, create_default_context trusts only it:
+        # the system store is loaded only when none is given.
         try:
             if _is_dir(verify):
-                context.load_verify_locations(capath=verify)
+                context = ssl.create_default_context(capath=verify)
             else:
-                context.load_verify_locations(cafile=verify)
+                context = ssl.create_default_context(cafile=verify)
         except (OSError, ssl.SSLError) as exc:
             raise TLSError(f"could not load CA bundle {verify!r}: {exc}") from exc
     else:

@@ -57,6 +57,7 @@ _PATH_SAFE: Final = "/:@!$&'()*+,;=-._~%"
 _QUERY_SAFE: Final = _PATH_SAFE + "?"
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+_USERINFO = re.compile(r"^((?:[^:/?#]*://)?)[^/?#]*@", re.DOTALL)
 
 
 class Origin(NamedTuple):
@@ -123,10 +124,10 @@ class URL:
         if not isinstance(url, str):
             raise InvalidURL(f"URL must be a str, not {type(url).__name__}")
         if _FORBIDDEN.search(url):
-            raise InvalidURL(f"URL contains whitespace or control characters: {url!r}")
+            raise InvalidURL(f"URL contains whitespace or control characters: {_redact(url)!r}")
         match = _SPLIT.match(url)
         if match is None:
-            raise InvalidURL(f"not an absolute http(s) URL: {url!r}")
+            raise InvalidURL(f"not an absolute http(s) URL: {_redact(url)!r}")
         scheme = match["scheme"].lower()
         if scheme not in DEFAULT_PORTS:
             raise InvalidURL(f"unsupported scheme {scheme!r}: only http and https")
@@ -207,7 +208,7 @@ def _split_authority(authority: str, scheme: str) -> tuple[str, str, int]:
     if hostport.startswith("["):
         end = hostport.find("]")
         if end < 0:
-            raise InvalidURL(f"unterminated IPv6 literal in {authority!r}")
+            raise InvalidURL(f"unterminated IPv6 literal in {hostport!r}")
         host = _ipv6(hostport[1:end])
         rest = hostport[end + 1 :]
         if rest and not rest.startswith(":"):
@@ -276,6 +277,11 @@ def _quote(text: str, safe: str) -> str:
         # Lone surrogates (from surrogateescape-decoded argv or file names)
         # have no UTF-8 form to percent-encode.
         raise InvalidURL(f"URL contains characters with no UTF-8 form: {text!r}") from None
+
+
+def _redact(url: str) -> str:
+    """``url`` with any userinfo masked, for error messages."""
+    return _USERINFO.sub(r"\1***@", url)
 
 
 def _bracket(host: str) -> str:

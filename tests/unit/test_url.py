@@ -551,7 +551,13 @@ def test_lone_surrogates_raise_invalid_url() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://a.0/", "http://0x7f.0.0.1/", "http://127.1/", "http://host.123/", "http://1.2.3.4.5/"],
+    [
+        "http://a.0/",
+        "http://0x7f.0.0.1/",
+        "http://127.1/",
+        "http://host.123/",
+        "http://1.2.3.4.5/",
+    ],
 )
 def test_hosts_ending_in_a_number_must_be_dotted_quads(url: str) -> None:
     with pytest.raises(InvalidURL, match="IPv4"):
@@ -561,3 +567,12 @@ def test_hosts_ending_in_a_number_must_be_dotted_quads(url: str) -> None:
 def test_ipv6_zone_identifiers_are_refused() -> None:
     with pytest.raises(InvalidURL, match="zone"):
         URL("http://[fe80::1%25eth0]:8080/")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://alice:s3cret@ho st/", "http://alice:s3cret@[::1/", "alice:s3cret@host/"]
+)
+def test_invalid_url_messages_never_show_credentials(url: str) -> None:
+    with pytest.raises(InvalidURL) as info:
+        URL(url)
+    assert "s3cret" not in str(info.value)

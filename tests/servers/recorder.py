@@ -1,0 +1,56 @@
+"""An `on_event` callback that records rawkeep's lifecycle events as data."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import rawkeep
+
+
+class EventRecorder:
+    """An `on_event` callback that keeps every event, thread-safely."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.events: list[rawkeep.Event] = []
+
+    def __call__(self, event: rawkeep.Event) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def snapshot(self) -> list[rawkeep.Event]:
+        with self._lock:
+            return list(self.events)
+
+    def summary(self) -> list[tuple[str, str | None]]:
+        """``[(event class name, reason or None)]`` in order of emission."""
+        return [(type(e).__name__, getattr(e, "reason", None)) for e in self.snapshot()]
+
+    def names(self) -> list[str]:
+        return [type(e).__name__ for e in self.snapshot()]
+
+    def of_type(self, name: str) -> list[Any]:
+        return [e for e in self.snapshot() if type(e).__name__ == name]
+
+    def count(self, name: str) -> int:
+        return len(self.of_type(name))
+
+    def by_connection(self) -> dict[int, list[tuple[str, str | None]]]:
+        """Each connection's own story, ``connection_id -> summary``.
+
+        Independent of how the stories of several connections interleave.
+        """
+        stories: dict[int, list[tuple[str, str | None]]] = {}
+        for event in self.snapshot():
+            if type(event).__name__ == "RequestRetried":
+                continue
+            stories.setdefault(event.connection_id, []).append(
+                (type(event).__name__, getattr(event, "reason", None))
+            )
+        return stories
+
+    def clear(self) -> None:
+        with self._lock:
+            self.events.clear()
