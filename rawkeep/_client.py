@@ -111,6 +111,10 @@ class Client:
             updated from responses (redirects included).
         on_event: called with each ``rawkeep.Event`` (see
             docs/events-and-logging.md).
+        expect_continue_above: send ``Expect: 100-continue`` with bodies
+            larger than this many bytes (or of unknown size), and wait for
+            the server's go-ahead before sending them (None: only when the
+            request's own headers ask for it).
 
     Raises:
         TypeError, ValueError: an option has the wrong type or range.
@@ -138,6 +142,7 @@ class Client:
         auth: AuthInput | None = None,
         cookies: CookieJar | None = None,
         on_event: EventCallback | None = None,
+        expect_continue_above: int | None = None,
     ) -> None:
         if uds is not None and (proxy is not None or trust_env):
             raise ValueError("uds= sends every request over a local socket: no proxy with it")
@@ -155,6 +160,11 @@ class Client:
         self._headers = _merge_headers(builtin, headers)
         self._auth = None if auth is None else basic_auth_header(auth)
         self._cookies = cookies
+        self._expect_above = (
+            None
+            if expect_continue_above is None
+            else _count("expect_continue_above", expect_continue_above, minimum=0)
+        )
         if not isinstance(follow_redirects, bool):
             raise TypeError(f"follow_redirects must be a bool, not {follow_redirects!r}")
         self._follow_redirects = follow_redirects
@@ -405,6 +415,15 @@ class Client:
         self._add_cookies(merged, parsed)
         route = self._route(parsed, merged)
         body = _encode_body(method, merged, content, json, data)
+        if self._expect_above is not None and "expect" not in merged:
+            length = merged.get("content-length")
+            size = int(length) if length is not None and length.isdigit() else None
+            if (size is None and body is not None) or (
+                size is not None and size > self._expect_above
+            ):
+                # Ask first, send later: a server that will refuse the body
+                # (401, 413, 417) says so before it crosses the network.
+                merged["Expect"] = "100-continue"
         return Request(method, parsed, merged, body, route)
 
     def _route(self, url: URL, headers: Headers) -> Route:

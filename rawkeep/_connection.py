@@ -318,16 +318,16 @@ class Connection:
         self.responses += 1
         h11_conn = self._h11
         if h11_conn.our_state is h11.DONE and h11_conn.their_state is h11.DONE:
-            # Both sides are done, but look once more at what h11 holds: a
-            # body delimited by the server closing (no Content-Length, not
-            # chunked) ends *because* of EOF, and h11 reports the close only
-            # on the next event; bytes after the response (never valid from
+            # Both sides are done, but look at what h11 still holds: a body
+            # delimited by the server closing (no Content-Length, not
+            # chunked) ended *because* of EOF, which h11 would report only on
+            # the next event; and bytes after the response (never valid from
             # an HTTP/1.1 server we did not pipeline to) make it unusable too.
-            after = h11_conn.next_event()
-            if after is h11.NEED_DATA:
+            leftover, closed = h11_conn.trailing_data
+            if not (leftover or closed):
                 h11_conn.start_next_cycle()
                 return
-            self.close_reason = "connection_close" if after is not h11.PAUSED else "error"
+            self.close_reason = "connection_close" if closed and not leftover else "error"
             return
         self.close_reason = self._why_not_reusable()
 

@@ -153,3 +153,44 @@ def test_iterable_upload_is_chunked(server: ScriptedServer, client: rawkeep.Clie
     (request,) = server.requests
     assert request.header("transfer-encoding") == b"chunked"
     assert request.body == b"one two"
+
+
+@pytest.mark.parametrize(
+    ("threshold", "body", "expects"),
+    [
+        (1000, b"x" * 1001, True),
+        (1000, b"x" * 1000, False),
+        (1000, iter([b"unknown size"]), True),
+        (None, b"x" * 10_000, False),
+    ],
+)
+def test_client_asks_for_100_continue_above_a_size(
+    start_server: Callable[..., ScriptedServer],
+    make_client: Callable[..., rawkeep.Client],
+    threshold: int | None,
+    body: object,
+    expects: bool,
+) -> None:
+    seen: list[bool] = []
+
+    def handler(conn: ServerConnection) -> None:
+        head = read_head(conn)
+        seen.append(b"expect: 100-continue" in head.lower())
+        status = 417 if seen[-1] else 200
+        conn.send(render_response(status, b"", [("Connection", "close")]))
+        conn.sock.shutdown(socket.SHUT_WR)
+        drain(conn, 1.0)
+
+    server = start_server(handler)
+    client = make_client(expect_continue_above=threshold)
+    response = client.post(server.url, content=body)  # type: ignore[arg-type]
+    assert seen == [expects]
+    assert response.status == (417 if expects else 200)
+    assert client.pool_stats().active == 0
+
+
+def test_expect_continue_above_must_be_a_count() -> None:
+    import rawkeep
+
+    with pytest.raises(ValueError, match="expect_continue_above"):
+        rawkeep.Client(expect_continue_above=-1)
