@@ -115,6 +115,10 @@ class Client:
             larger than this many bytes (or of unknown size), and wait for
             the server's go-ahead before sending them (None: only when the
             request's own headers ask for it).
+        max_header_size: most bytes of a response head (status line and
+            headers); a larger one raises ``RemoteProtocolError``.
+        max_decoded_size: most bytes a compressed body may decode to; past
+            it ``DecodingError`` stops a decompression bomb (None: no limit).
 
     Raises:
         TypeError, ValueError: an option has the wrong type or range.
@@ -143,6 +147,8 @@ class Client:
         cookies: CookieJar | None = None,
         on_event: EventCallback | None = None,
         expect_continue_above: int | None = None,
+        max_header_size: int = 64 * 1024,
+        max_decoded_size: int | None = None,
     ) -> None:
         if uds is not None and (proxy is not None or trust_env):
             raise ValueError("uds= sends every request over a local socket: no proxy with it")
@@ -160,6 +166,12 @@ class Client:
         self._headers = _merge_headers(builtin, headers)
         self._auth = None if auth is None else basic_auth_header(auth)
         self._cookies = cookies
+        self._max_header_size = _count("max_header_size", max_header_size, minimum=1024)
+        self._max_decoded_size = (
+            None
+            if max_decoded_size is None
+            else _count("max_decoded_size", max_decoded_size, minimum=0)
+        )
         self._expect_above = (
             None
             if expect_continue_above is None
@@ -563,6 +575,7 @@ class Client:
             connection=conn,
             pool=self._pool,
             read_timeout=limits.read,
+            max_decoded_size=self._max_decoded_size,
         )
         return response
 
@@ -581,7 +594,7 @@ class Client:
                 ssl_context=context,
                 server_hostname=origin.host,
             )
-            return Connection(stream, route, connection_id)
+            return Connection(stream, route, connection_id, max_head_size=self._max_header_size)
         # A Unix socket or a proxy first, then (for https) TLS over it. The
         # connect timeout bounds each step; they are short and sequential.
         if self._uds is not None:
@@ -598,7 +611,7 @@ class Client:
                     raise
         if context is not None:
             stream = stream.start_tls(context, origin.host, connect_timeout)
-        return Connection(stream, route, connection_id)
+        return Connection(stream, route, connection_id, max_head_size=self._max_header_size)
 
     def _get_ssl_context(self) -> ssl.SSLContext:
         # Built once, on the first https connection: loading the system trust

@@ -107,12 +107,15 @@ class Connection:
 
     Args:
         stream: the connected socket.
+        max_head_size: most bytes of response head (status line and
+            headers) accepted before ``RemoteProtocolError``.
         route: where it goes (target origin, and proxy if any).
         connection_id: unique within the client.
     """
 
     __slots__ = (
         "_h11",
+        "_max_head_size",
         "_stream",
         "_view",
         "close_reason",
@@ -131,9 +134,17 @@ class Connection:
         "tls_version",
     )
 
-    def __init__(self, stream: Stream, route: Route, connection_id: int) -> None:
+    def __init__(
+        self,
+        stream: Stream,
+        route: Route,
+        connection_id: int,
+        *,
+        max_head_size: int = MAX_HEAD_SIZE,
+    ) -> None:
         self._stream = stream
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_head_size)
+        self._max_head_size = max_head_size
         self._view = memoryview(bytearray(READ_SIZE))
         self.id = connection_id
         self.route = route
@@ -301,6 +312,11 @@ class Connection:
             if not self.response_started:
                 raise RemoteProtocolError(
                     "server closed the connection without sending a response"
+                ) from exc
+            if exc.error_status_hint == 431:  # h11's "receive buffer too long"
+                raise RemoteProtocolError(
+                    "response head (or a chunk-size line) larger than"
+                    f" max_header_size={self._max_head_size} bytes"
                 ) from exc
             raise RemoteProtocolError(f"malformed or truncated response: {exc}") from exc
 

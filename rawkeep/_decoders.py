@@ -31,6 +31,28 @@ class Decoder(Protocol):
     def flush(self) -> bytes: ...
 
 
+#: Most bytes inflated per zlib call, so the size limit is checked often.
+INFLATE_STEP: Final = 1024 * 1024
+
+
+class _Limit:
+    """The decoded-size budget of one decoding step (``max_decoded_size``)."""
+
+    __slots__ = ("maximum", "total")
+
+    def __init__(self, maximum: int | None) -> None:
+        self.maximum = maximum
+        self.total = 0
+
+    def count(self, size: int, coding: str) -> None:
+        self.total += size
+        if self.maximum is not None and self.total > self.maximum:
+            raise DecodingError(
+                f"{coding} body decodes to more than max_decoded_size={self.maximum}"
+                " bytes (a decompression bomb, or a limit set too low)"
+            )
+
+
 class ZlibDecoder:
     """gzip, or deflate in either of its two real-world forms.
 
@@ -39,8 +61,9 @@ class ZlibDecoder:
     which, so try zlib and fall back to raw on the first failure.
     """
 
-    def __init__(self, coding: str) -> None:
+    def __init__(self, coding: str, limit: _Limit) -> None:
         self._coding = coding
+        self._limit = limit
         wbits = 16 + zlib.MAX_WBITS if coding == "gzip" else zlib.MAX_WBITS
         self._obj = zlib.decompressobj(wbits)
         self._first = coding == "deflate"
@@ -50,12 +73,25 @@ class ZlibDecoder:
             if self._first:
                 self._first = False
                 try:
-                    return self._obj.decompress(data)
+                    return self._inflate(data)
                 except zlib.error:
                     self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
-            return self._obj.decompress(data)
+            return self._inflate(data)
         except zlib.error as exc:
             raise DecodingError(f"invalid {self._coding} data: {exc}") from exc
+
+    def _inflate(self, data: bytes) -> bytes:
+        # Inflate in bounded steps, counting as we go: 64 KiB of zeros can
+        # inflate to 64 MiB, and a limit checked only afterwards would have
+        # let all of it into memory first.
+        pieces = []
+        while True:
+            piece = self._obj.decompress(data, INFLATE_STEP)
+            self._limit.count(len(piece), self._coding)
+            pieces.append(piece)
+            data = self._obj.unconsumed_tail
+            if not data:
+                return b"".join(pieces)
 
     def flush(self) -> bytes:
         try:
@@ -67,16 +103,19 @@ class ZlibDecoder:
 class ModuleDecoder:
     """br or zstd through whichever module provides it."""
 
-    def __init__(self, coding: str, obj: Any) -> None:
+    def __init__(self, coding: str, obj: Any, limit: _Limit) -> None:
         self._coding = coding
         self._obj = obj
+        self._limit = limit
 
     def decode(self, data: bytes) -> bytes:
         try:
             method = getattr(self._obj, "process", None) or self._obj.decompress
-            return bytes(method(data))
+            out = bytes(method(data))
         except Exception as exc:
             raise DecodingError(f"invalid {self._coding} data: {exc}") from exc
+        self._limit.count(len(out), self._coding)
+        return out
 
     def flush(self) -> bytes:
         return b""
@@ -105,17 +144,17 @@ def _zstd_decompressor() -> Any:
     return None
 
 
-def _make(coding: str) -> Decoder | None:
+def _make(coding: str, limit: _Limit) -> Decoder | None:
     if coding in ("gzip", "x-gzip"):
-        return ZlibDecoder("gzip")
+        return ZlibDecoder("gzip", limit)
     if coding == "deflate":
-        return ZlibDecoder("deflate")
+        return ZlibDecoder("deflate", limit)
     if coding == "br":
         module = _brotli_module()
-        return None if module is None else ModuleDecoder("br", module.Decompressor())
+        return None if module is None else ModuleDecoder("br", module.Decompressor(), limit)
     if coding == "zstd":
         obj = _zstd_decompressor()
-        return None if obj is None else ModuleDecoder("zstd", obj)
+        return None if obj is None else ModuleDecoder("zstd", obj, limit)
     return None
 
 
@@ -141,22 +180,28 @@ def accept_encoding() -> str:
 IDENTITY: Final = frozenset({"", "identity"})
 
 
-def decode_stream(content_encoding: str | None, chunks: Iterable[bytes]) -> Iterator[bytes]:
+def decode_stream(
+    content_encoding: str | None, chunks: Iterable[bytes], max_size: int | None = None
+) -> Iterator[bytes]:
     """Undo ``content_encoding`` over a stream of body pieces.
+
+    ``max_size`` bounds what each decoding step may produce in all; past it
+    ``DecodingError`` is raised, having inflated at most about 1 MiB more.
 
     An unknown coding is passed through undecoded (the caller asked for
     something we did not advertise, e.g. with its own Accept-Encoding),
     rather than failing the whole response.
 
     Raises:
-        DecodingError: the data is corrupt for its coding.
+        DecodingError: the data is corrupt for its coding, or decodes to
+            more than ``max_size`` bytes.
     """
     codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
     decoders: list[Decoder] = []
     for coding in reversed(codings):
         if coding in IDENTITY:
             continue
-        decoder = _make(coding)
+        decoder = _make(coding, _Limit(max_size))
         if decoder is None:
             # Can't undo this layer, so the ones beneath it can't be undone
             # either: hand the bytes over as they are.

@@ -175,6 +175,7 @@ class Response:
         connection: Connection | None = None,
         pool: Pool | None = None,
         read_timeout: float | None = None,
+        max_decoded_size: int | None = None,
         content: bytes | None = None,
         connection_id: int = -1,
         reused: bool = False,
@@ -190,6 +191,7 @@ class Response:
         self._conn = connection
         self._pool = pool
         self._read_timeout = read_timeout
+        self._max_decoded_size = max_decoded_size
         self._content = content
         self._received = 0
         self._stream_started = False
@@ -280,7 +282,7 @@ class Response:
         if self._content is not None:
             return _rechunk(iter((self._content,)), chunk_size)
         raw = self._take_stream()
-        decoded = decode_stream(self.headers.get("content-encoding"), raw)
+        decoded = decode_stream(self.headers.get("content-encoding"), raw, self._max_decoded_size)
         return _rechunk(decoded, chunk_size)
 
     def iter_raw(self, chunk_size: int | None = None) -> Iterator[bytes]:

@@ -126,3 +126,31 @@ def _importable(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except ModuleNotFoundError:
         return False
+
+
+def test_decompression_bomb_is_stopped_by_max_decoded_size(
+    start_keepalive_server: Callable[..., ScriptedServer],
+    make_client: Callable[..., rawkeep.Client],
+) -> None:
+    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024))  # ~64 KiB that inflate to 64 MiB
+    assert len(bomb) < 128 * 1024
+    server = start_keepalive_server(respond=serving(bomb, "gzip"))
+    client = make_client(max_decoded_size=1024 * 1024)
+    with pytest.raises(rawkeep.DecodingError, match="max_decoded_size"):
+        client.get(server.url)
+    assert client.pool_stats().active == 0
+    # Under the limit, the same client decodes normally.
+    small = start_keepalive_server(respond=serving(gzip.compress(PLAIN), "gzip"))
+    assert client.get(small.url).content == PLAIN
+
+
+def test_max_decoded_size_counts_streamed_bodies_too(
+    start_keepalive_server: Callable[..., ScriptedServer],
+    make_client: Callable[..., rawkeep.Client],
+) -> None:
+    server = start_keepalive_server(respond=serving(gzip.compress(PLAIN), "gzip", chunked=True))
+    client = make_client(max_decoded_size=len(PLAIN) - 1)
+    with client.stream("GET", server.url) as response, pytest.raises(rawkeep.DecodingError):
+        for _ in response.iter_bytes():
+            pass
+    assert client.pool_stats().active == 0

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from servers import faults
+from servers.scripted import render_response
 
 import rawkeep
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from servers.recorder import EventRecorder
-    from servers.scripted import ScriptedServer
+    from servers.scripted import ScriptedServer, ServerConnection
 
 OPENED = ("ConnectionOpened", None)
 CLOSED_BY_ERROR = ("ConnectionClosed", "error")
@@ -313,3 +314,32 @@ def test_client_level_host_header_replaces_the_urls(
     client = make_client(headers={"host": "virtual.test"})
     client.get(server.url)
     assert server.requests[0].header_all("host") == [b"virtual.test"]
+
+
+@pytest.mark.parametrize("limit", [4096, 64 * 1024])
+def test_endless_header_block_stops_at_max_header_size(
+    start_server: Callable[..., ScriptedServer],
+    make_client: Callable[..., rawkeep.Client],
+    limit: int,
+) -> None:
+    server = start_server(faults.endless_headers)
+    client = make_client(max_header_size=limit)
+    with pytest.raises(rawkeep.RemoteProtocolError, match=f"max_header_size={limit}"):
+        client.get(server.url)
+    assert_pool_clean(client)
+
+
+def test_a_large_head_within_max_header_size_is_fine(
+    start_server: Callable[..., ScriptedServer],
+    make_client: Callable[..., rawkeep.Client],
+) -> None:
+    big_value = "v" * 100_000
+
+    def handler(conn: ServerConnection) -> None:
+        if conn.read_request() is not None:
+            conn.send(render_response(200, b"ok", [("X-Big", big_value)]))
+            conn.wait_for_peer_close()
+
+    server = start_server(handler)
+    client = make_client(max_header_size=256 * 1024)
+    assert client.get(server.url).headers["x-big"] == big_value
