@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator, Mapping
-from typing import IO, TYPE_CHECKING, Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from ._auth import AuthInput, basic_auth_header, userinfo_credentials
 from ._connection import Connection
@@ -28,17 +27,17 @@ from ._cookies import apply_cookies, store_cookies
 from ._decoders import accept_encoding
 from ._events import Emitter, EventCallback, RequestRetried, now
 from ._exceptions import (
-    LocalProtocolError,
     ProxyError,
     RawkeepError,
     RemoteProtocolError,
     TooManyRedirects,
 )
 from ._headers import Headers, HeadersInput
-from ._models import Content, Request, Response, _is_file
+from ._models import Response
 from ._pool import Pool, PoolStats
 from ._proxy import ProxyConfig, open_tunnel
 from ._redirects import is_redirect, plan_redirect
+from ._request import Content, FormInput, Request, encode_body, merge_headers
 from ._socket import CertInput, VerifyInput, connect, connect_unix, make_ssl_context
 from ._timeout import (
     DEFAULT_TIMEOUT,
@@ -54,6 +53,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Iterator
     from http.cookiejar import CookieJar
     from types import TracebackType
 
@@ -67,8 +67,6 @@ PREPARED_CACHE_SIZE: Final = 256
 
 #: JSON-serialisable input for ``json=``.
 JSONInput: TypeAlias = Any
-#: Form fields for ``data=``.
-FormInput: TypeAlias = "Mapping[str, str | int | float] | Iterable[tuple[str, str | int | float]]"
 
 
 class Client:
@@ -163,7 +161,7 @@ class Client:
                 ("Accept-Encoding", accept_encoding()),
             ]
         )
-        self._headers = _merge_headers(builtin, headers)
+        self._headers = merge_headers(builtin, headers)
         self._auth = None if auth is None else basic_auth_header(auth)
         self._cookies = cookies
         self._max_header_size = _count("max_header_size", max_header_size, minimum=1024)
@@ -422,11 +420,11 @@ class Client:
         merged = Headers([("Host", parsed.origin.host_header)])
         # The client's headers, then the request's, each replacing by name
         # (a Host among them wins over the URL's).
-        merged = _merge_headers(_merge_headers(merged, self._headers), headers)
+        merged = merge_headers(merge_headers(merged, self._headers), headers)
         self._add_auth(merged, parsed, auth)
         self._add_cookies(merged, parsed)
         route = self._route(parsed, merged)
-        body = _encode_body(method, merged, content, json, data)
+        body = encode_body(method, merged, content, json, data)
         if self._expect_above is not None and "expect" not in merged:
             length = merged.get("content-length")
             size = int(length) if length is not None and length.isdigit() else None
@@ -623,121 +621,6 @@ class Client:
 
 
 _HTTP_VERSIONS: Final = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
-
-
-def _merge_headers(base: Headers, extra: HeadersInput | None) -> Headers:
-    """``base`` with ``extra`` on top: a name in ``extra`` replaces every
-    value of that name in ``base``. Modifies and returns ``base``."""
-    if extra is not None:
-        own = Headers(extra)
-        for name in own:
-            base.pop(name, None)
-        for name, value in own.items():
-            base.add(name, value)
-    return base
-
-
-def _encode_body(
-    method: str,
-    headers: Headers,
-    content: Content | None,
-    json: Any,
-    data: FormInput | None,
-) -> bytes | Iterable[bytes] | IO[bytes] | None:
-    """Normalise the body and set its framing and type headers.
-
-    Framing: a known length gets Content-Length; an iterable, or a file of
-    unknown size, goes chunked. A caller's own Content-Length is kept (and
-    checked against a bytes body); Content-Length with Transfer-Encoding is
-    refused (RFC 9112 section 6.3: the combination is how requests are
-    smuggled).
-    """
-    given = [
-        name
-        for name, value in (("content", content), ("json", json), ("data", data))
-        if value is not None
-    ]
-    if len(given) > 1:
-        raise TypeError(f"give at most one of content, json and data, not {' and '.join(given)}")
-    body: bytes | Iterable[bytes] | IO[bytes] | None
-    if json is not None:
-        import json as json_module
-
-        body = json_module.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
-        headers.setdefault("Content-Type", "application/json")
-    elif data is not None:
-        from urllib.parse import urlencode
-
-        items = data.items() if isinstance(data, Mapping) else data
-        body = urlencode([(k, str(v)) for k, v in items]).encode("ascii")
-        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
-    elif isinstance(content, str):
-        body = content.encode()
-    elif content is None or isinstance(content, bytes):
-        body = content
-    elif isinstance(content, bytearray | memoryview):
-        body = bytes(content)
-    elif hasattr(content, "read") or isinstance(content, Iterable):
-        body = content
-    else:
-        raise TypeError(
-            f"content must be bytes, str, an iterable of bytes or a binary file, not {content!r}"
-        )
-    _set_framing(method, headers, body)
-    return body
-
-
-def _set_framing(
-    method: str, headers: Headers, body: bytes | Iterable[bytes] | IO[bytes] | None
-) -> None:
-    has_length = "content-length" in headers
-    if has_length and "transfer-encoding" in headers:
-        raise LocalProtocolError("Content-Length and Transfer-Encoding together are refused")
-    if "transfer-encoding" in headers:
-        return
-    if isinstance(body, bytes):
-        if has_length:
-            if headers["content-length"] != str(len(body)):
-                raise LocalProtocolError(
-                    f"Content-Length {headers['content-length']} does not match "
-                    f"the {len(body)}-byte body"
-                )
-            return
-        headers["Content-Length"] = str(len(body))
-    elif body is None:
-        # RFC 9110 section 8.6: a request without a body but with a method
-        # that expects one should say Content-Length: 0.
-        if method in ("POST", "PUT", "PATCH") and not has_length:
-            headers["Content-Length"] = "0"
-    elif not has_length:
-        size = _file_size(body) if _is_file(body) else None
-        if size is None:
-            headers["Transfer-Encoding"] = "chunked"
-        else:
-            headers["Content-Length"] = str(size)
-
-
-def _file_size(body: IO[bytes]) -> int | None:
-    """Bytes left in a file body: from fstat for a regular file, by seeking
-    for an in-memory one; None when unknown (a pipe, a socket)."""
-    import stat
-
-    try:
-        info = os.fstat(body.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        return info.st_size - body.tell()
-    except (AttributeError, OSError, ValueError):
-        pass  # no usable file descriptor (io.BytesIO raises UnsupportedOperation)
-    try:
-        if not body.seekable():
-            return None
-        position = body.tell()
-        end = body.seek(0, os.SEEK_END)
-        body.seek(position)
-        return end - position
-    except (AttributeError, OSError, ValueError):
-        return None
 
 
 def _count(name: str, value: int, *, minimum: int) -> int:

@@ -1,4 +1,4 @@
-"""``Request`` (what to send, and whether it can be sent again) and ``Response``.
+"""``Response``: a status, headers, and a body that may still be on the wire.
 
 A ``Response`` owns its connection until the body has been read to the end,
 then hands it back to the pool. Closing it earlier either drains the rest
@@ -10,25 +10,19 @@ response would start in the middle of this one's body.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Iterable, Iterator, Mapping
-from typing import IO, TYPE_CHECKING, Any, Final, TypeAlias, TypeGuard, final
-
-import h11
+from collections.abc import Generator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final, final
 
 from ._decoders import decode_stream
-from ._exceptions import HTTPStatusError, LocalProtocolError, RawkeepError
+from ._exceptions import HTTPStatusError, RawkeepError
 from ._headers import Headers
 
 if TYPE_CHECKING:
     from ._connection import Connection
     from ._events import CloseReason
     from ._pool import Pool
-    from ._url import URL, Route
 
-__all__ = ["Content", "Request", "Response"]
-
-#: What ``content=`` accepts.
-Content: TypeAlias = "bytes | str | Iterable[bytes] | IO[bytes]"
+__all__ = ["Response"]
 
 #: A streamed response closed with at most this much body left is drained so
 #: its connection can be reused; with more left, reading it would cost more
@@ -38,115 +32,6 @@ DRAIN_LIMIT: Final = 64 * 1024
 
 #: Most seconds spent draining, whatever the read timeout says.
 DRAIN_TIME: Final = 1.0
-
-#: Block size for streaming a file body.
-FILE_BLOCK: Final = 64 * 1024
-
-# RFC 9110 section 9.2.2: methods whose repetition has the same effect.
-IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-
-
-class Request:
-    """A request ready to be sent, possibly more than once.
-
-    Built by the client; the body is normalised here so that sending is a
-    loop over byte chunks, and replaying (for a retry) is known to be safe:
-    bytes always are, a seekable file is (it is rewound), an iterator is not.
-    """
-
-    __slots__ = ("_file_start", "body", "h11_request", "headers", "method", "route", "url")
-
-    def __init__(
-        self,
-        method: str,
-        url: URL,
-        headers: Headers,
-        body: bytes | Iterable[bytes] | IO[bytes] | None,
-        route: Route,
-    ) -> None:
-        self.method = method
-        self.url = url
-        self.headers = headers
-        self.body = body
-        self.route = route
-        self._file_start: int | None = None
-        if _is_file(body):
-            self._file_start = _tell(body)
-        # A forward proxy gets http:// targets in absolute form; everything
-        # else (direct, or inside a CONNECT tunnel) in origin form.
-        proxied = route.proxy is not None and url.scheme == "http"
-        target = url.absolute_target if proxied else url.target
-        self.h11_request = _to_h11(method, target, headers)
-
-    def follow(self, method: str, url: URL, headers: Headers, route: Route) -> Request:
-        """The request that follows a redirect: same body if the method is
-        kept, none if it changed (a file body is rewound to where it began)."""
-        body = self.body if method == self.method else None
-        follow = Request(method, url, headers, body if not _is_file(body) else None, route)
-        if _is_file(body):
-            follow.body = body
-            follow._file_start = self._file_start
-        return follow
-
-    @property
-    def is_replayable(self) -> bool:
-        """Whether the body can be sent again (for a retry)."""
-        body = self.body
-        if body is None or isinstance(body, bytes):
-            return True
-        return self._file_start is not None
-
-    @property
-    def expects_continue(self) -> bool:
-        """The caller sent ``Expect: 100-continue`` (and there is a body)."""
-        return self.body is not None and (
-            self.headers.get("expect", "").strip().lower() == "100-continue"
-        )
-
-    @property
-    def is_idempotent(self) -> bool:
-        return self.method in IDEMPOTENT_METHODS
-
-    def body_chunks(self) -> bytes | Iterable[bytes] | None:
-        """The body for one attempt; a file is rewound to where it started."""
-        body = self.body
-        if body is None or isinstance(body, bytes):
-            return body
-        if _is_file(body):
-            if self._file_start is not None:
-                body.seek(self._file_start)
-            return _read_blocks(body)
-        return body
-
-
-def _to_h11(method: str, target: str, headers: Headers) -> h11.Request:
-    # h11 validates the method, the target and every header (token names, no
-    # CR/LF/NUL in values, framing headers) when the event is built, so a bad
-    # request is refused here, before a connection is even taken.
-    try:
-        return h11.Request(method=method, target=target, headers=headers.raw())
-    except h11.LocalProtocolError as exc:
-        raise LocalProtocolError(f"invalid request: {exc}") from exc
-    except UnicodeEncodeError as exc:
-        raise LocalProtocolError(f"header names and values must be Latin-1: {exc}") from exc
-
-
-def _is_file(body: object) -> TypeGuard[IO[bytes]]:
-    return hasattr(body, "read") and not isinstance(body, bytes | str)
-
-
-def _tell(body: IO[bytes]) -> int | None:
-    try:
-        return body.tell() if body.seekable() else None
-    except (AttributeError, OSError):
-        return None
-
-
-def _read_blocks(body: IO[bytes]) -> Iterator[bytes]:
-    while block := body.read(FILE_BLOCK):
-        if not isinstance(block, bytes):
-            raise TypeError("file bodies must be opened in binary mode")
-        yield block
 
 
 @final

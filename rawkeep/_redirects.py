@@ -28,7 +28,8 @@ from ._url import URL
 
 if TYPE_CHECKING:
     from ._headers import Headers
-    from ._models import Request, Response
+    from ._models import Response
+    from ._request import Request
 
 __all__ = ["REDIRECT_STATUSES", "is_redirect", "plan_redirect"]
 

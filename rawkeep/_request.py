@@ -1,0 +1,261 @@
+"""``Request``: what to send, how it is framed, and whether it can be sent again.
+
+The client turns its arguments into a ``Request`` before any I/O: the URL
+parsed, the headers merged and validated by h11, the body normalised into
+something sending can loop over. Whether the request may be sent twice
+(after the keep-alive race, or for a 307/308 redirect) is decided here too:
+bytes always can, a seekable file can (it is rewound), an iterator can't.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any, Final, TypeAlias, TypeGuard
+
+import h11
+
+from ._exceptions import LocalProtocolError
+from ._headers import Headers
+
+if TYPE_CHECKING:
+    from ._headers import HeadersInput
+    from ._url import URL, Route
+
+__all__ = [
+    "Content",
+    "FormInput",
+    "Request",
+    "encode_body",
+    "is_file_body",
+    "merge_headers",
+]
+
+#: What ``content=`` accepts.
+Content: TypeAlias = "bytes | str | Iterable[bytes] | IO[bytes]"
+#: Form fields for ``data=``.
+FormInput: TypeAlias = "Mapping[str, str | int | float] | Iterable[tuple[str, str | int | float]]"
+
+#: Block size for streaming a file body.
+FILE_BLOCK: Final = 64 * 1024
+
+# RFC 9110 section 9.2.2: methods whose repetition has the same effect.
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+
+class Request:
+    """A request ready to be sent, possibly more than once.
+
+    Built by the client; the body is normalised here so that sending is a
+    loop over byte chunks, and replaying (for a retry) is known to be safe:
+    bytes always are, a seekable file is (it is rewound), an iterator is not.
+    """
+
+    __slots__ = ("_file_start", "body", "h11_request", "headers", "method", "route", "url")
+
+    def __init__(
+        self,
+        method: str,
+        url: URL,
+        headers: Headers,
+        body: bytes | Iterable[bytes] | IO[bytes] | None,
+        route: Route,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.route = route
+        self._file_start: int | None = None
+        if is_file_body(body):
+            self._file_start = _tell(body)
+        # A forward proxy gets http:// targets in absolute form; everything
+        # else (direct, or inside a CONNECT tunnel) in origin form.
+        proxied = route.proxy is not None and url.scheme == "http"
+        target = url.absolute_target if proxied else url.target
+        self.h11_request = _to_h11(method, target, headers)
+
+    def follow(self, method: str, url: URL, headers: Headers, route: Route) -> Request:
+        """The request that follows a redirect: same body if the method is
+        kept, none if it changed (a file body is rewound to where it began)."""
+        body = self.body if method == self.method else None
+        follow = Request(method, url, headers, body if not is_file_body(body) else None, route)
+        if is_file_body(body):
+            follow.body = body
+            follow._file_start = self._file_start
+        return follow
+
+    @property
+    def is_replayable(self) -> bool:
+        """Whether the body can be sent again (for a retry)."""
+        body = self.body
+        if body is None or isinstance(body, bytes):
+            return True
+        return self._file_start is not None
+
+    @property
+    def expects_continue(self) -> bool:
+        """The caller sent ``Expect: 100-continue`` (and there is a body)."""
+        return self.body is not None and (
+            self.headers.get("expect", "").strip().lower() == "100-continue"
+        )
+
+    @property
+    def is_idempotent(self) -> bool:
+        return self.method in IDEMPOTENT_METHODS
+
+    def body_chunks(self) -> bytes | Iterable[bytes] | None:
+        """The body for one attempt; a file is rewound to where it started."""
+        body = self.body
+        if body is None or isinstance(body, bytes):
+            return body
+        if is_file_body(body):
+            if self._file_start is not None:
+                body.seek(self._file_start)
+            return _read_blocks(body)
+        return body
+
+
+def _to_h11(method: str, target: str, headers: Headers) -> h11.Request:
+    # h11 validates the method, the target and every header (token names, no
+    # CR/LF/NUL in values, framing headers) when the event is built, so a bad
+    # request is refused here, before a connection is even taken.
+    try:
+        return h11.Request(method=method, target=target, headers=headers.raw())
+    except h11.LocalProtocolError as exc:
+        raise LocalProtocolError(f"invalid request: {exc}") from exc
+    except UnicodeEncodeError as exc:
+        raise LocalProtocolError(f"header names and values must be Latin-1: {exc}") from exc
+
+
+def is_file_body(body: object) -> TypeGuard[IO[bytes]]:
+    return hasattr(body, "read") and not isinstance(body, bytes | str)
+
+
+def _tell(body: IO[bytes]) -> int | None:
+    try:
+        return body.tell() if body.seekable() else None
+    except (AttributeError, OSError):
+        return None
+
+
+def _read_blocks(body: IO[bytes]) -> Iterator[bytes]:
+    while block := body.read(FILE_BLOCK):
+        if not isinstance(block, bytes):
+            raise TypeError("file bodies must be opened in binary mode")
+        yield block
+
+
+def merge_headers(base: Headers, extra: HeadersInput | None) -> Headers:
+    """``base`` with ``extra`` on top: a name in ``extra`` replaces every
+    value of that name in ``base``. Modifies and returns ``base``."""
+    if extra is not None:
+        own = Headers(extra)
+        for name in own:
+            base.pop(name, None)
+        for name, value in own.items():
+            base.add(name, value)
+    return base
+
+
+def encode_body(
+    method: str,
+    headers: Headers,
+    content: Content | None,
+    json: Any,
+    data: FormInput | None,
+) -> bytes | Iterable[bytes] | IO[bytes] | None:
+    """Normalise the body and set its framing and type headers.
+
+    Framing: a known length gets Content-Length; an iterable, or a file of
+    unknown size, goes chunked. A caller's own Content-Length is kept (and
+    checked against a bytes body); Content-Length with Transfer-Encoding is
+    refused (RFC 9112 section 6.3: the combination is how requests are
+    smuggled).
+    """
+    given = [
+        name
+        for name, value in (("content", content), ("json", json), ("data", data))
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise TypeError(f"give at most one of content, json and data, not {' and '.join(given)}")
+    body: bytes | Iterable[bytes] | IO[bytes] | None
+    if json is not None:
+        import json as json_module
+
+        body = json_module.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+        headers.setdefault("Content-Type", "application/json")
+    elif data is not None:
+        from urllib.parse import urlencode
+
+        items = data.items() if isinstance(data, Mapping) else data
+        body = urlencode([(k, str(v)) for k, v in items]).encode("ascii")
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    elif isinstance(content, str):
+        body = content.encode()
+    elif content is None or isinstance(content, bytes):
+        body = content
+    elif isinstance(content, bytearray | memoryview):
+        body = bytes(content)
+    elif hasattr(content, "read") or isinstance(content, Iterable):
+        body = content
+    else:
+        raise TypeError(
+            f"content must be bytes, str, an iterable of bytes or a binary file, not {content!r}"
+        )
+    _set_framing(method, headers, body)
+    return body
+
+
+def _set_framing(
+    method: str, headers: Headers, body: bytes | Iterable[bytes] | IO[bytes] | None
+) -> None:
+    has_length = "content-length" in headers
+    if has_length and "transfer-encoding" in headers:
+        raise LocalProtocolError("Content-Length and Transfer-Encoding together are refused")
+    if "transfer-encoding" in headers:
+        return
+    if isinstance(body, bytes):
+        if has_length:
+            if headers["content-length"] != str(len(body)):
+                raise LocalProtocolError(
+                    f"Content-Length {headers['content-length']} does not match "
+                    f"the {len(body)}-byte body"
+                )
+            return
+        headers["Content-Length"] = str(len(body))
+    elif body is None:
+        # RFC 9110 section 8.6: a request without a body but with a method
+        # that expects one should say Content-Length: 0.
+        if method in ("POST", "PUT", "PATCH") and not has_length:
+            headers["Content-Length"] = "0"
+    elif not has_length:
+        size = _file_size(body) if is_file_body(body) else None
+        if size is None:
+            headers["Transfer-Encoding"] = "chunked"
+        else:
+            headers["Content-Length"] = str(size)
+
+
+def _file_size(body: IO[bytes]) -> int | None:
+    """Bytes left in a file body: from fstat for a regular file, by seeking
+    for an in-memory one; None when unknown (a pipe, a socket)."""
+    import stat
+
+    try:
+        info = os.fstat(body.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        return info.st_size - body.tell()
+    except (AttributeError, OSError, ValueError):
+        pass  # no usable file descriptor (io.BytesIO raises UnsupportedOperation)
+    try:
+        if not body.seekable():
+            return None
+        position = body.tell()
+        end = body.seek(0, os.SEEK_END)
+        body.seek(position)
+        return end - position
+    except (AttributeError, OSError, ValueError):
+        return None
