@@ -2,7 +2,7 @@
 
 ``rawkeep [options] URL [URL ...]`` sends every URL through one ``Client``, so
 a second URL on the same origin reuses the first one's connection; ``-v`` shows
-that happening, one plain line per lifecycle event (``Story``). ``rawkeep
+that happening, one plain line per lifecycle event (``_story.Story``). ``rawkeep
 demo`` runs the self-contained walkthrough in ``_demo``.
 
 Shape of a run: parse the arguments, check everything that can be checked
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import enum
-import json
 import os
 import sys
 import time
@@ -30,15 +29,6 @@ from typing import IO, TYPE_CHECKING, Final, NoReturn, TypedDict
 from urllib.parse import unquote
 
 from ._client import Client
-from ._events import (
-    ConnectionClosed,
-    ConnectionExpired,
-    ConnectionOpened,
-    ConnectionReused,
-    Event,
-    RequestRetried,
-    StaleConnectionDiscarded,
-)
 from ._exceptions import (
     ConnectError,
     ConnectTimeout,
@@ -52,7 +42,7 @@ from ._exceptions import (
     TLSError,
     TooManyRedirects,
 )
-from ._headers import parse_keep_alive
+from ._story import Progress, Story, Trace
 from ._timeout import Timeout
 from ._url import URL
 from ._version import __version__
@@ -60,9 +50,12 @@ from ._version import __version__
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from ._events import (
+        Event,
+    )
     from ._models import Response
 
-__all__ = ["ExitCode", "Story", "build_parser", "duration", "main"]
+__all__ = ["ExitCode", "build_parser", "main"]
 
 
 class ExitCode(enum.IntEnum):
@@ -100,12 +93,6 @@ class ExitCode(enum.IntEnum):
     #: Interrupted with Ctrl-C.
     INTERRUPTED = 130
 
-
-#: Bodies at least this large (bytes, announced or received so far) get a
-#: progress bar on a terminal; smaller ones are done before a bar helps.
-PROGRESS_THRESHOLD: Final = 4 * 1024 * 1024
-#: Seconds between progress bar redraws.
-PROGRESS_INTERVAL: Final = 0.1
 
 _EPILOG: Final = """\
 exit codes:
@@ -349,225 +336,6 @@ def _client_options(args: argparse.Namespace) -> _ClientOptions:
     return options
 
 
-# -- the connection story ---------------------------------------------------------------------
-
-_CLOSE_WORDS: Final = {
-    "client_closed": "the client was closed",
-    "connection_close": "Connection: close, no more requests on it",
-    "http_1_0": "the response was HTTP/1.0, which is never reused",
-    "error": "after an error on it",
-    "unread_body": "its response was closed with body left unread",
-    "pool_full": "evicted to make room (pool full)",
-    "early_response": "the server answered before the request body was all sent",
-}
-
-#: Response headers that decide a connection's fate; -v shows them.
-_FATE_HEADERS: Final = ("connection", "keep-alive", "content-length", "transfer-encoding")
-
-
-def duration(seconds: float) -> str:
-    """``0.4 ms`` under a second, ``1.5 s`` from there."""
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.1f} s"
-
-
-class Story:
-    """Tells a client's connection story, one plain line per step.
-
-    Pass it as the client's ``on_event``, and call ``request``, ``response``
-    and ``body_done`` around each exchange (one thread). The request line
-    waits for the event that says which connection carries it, so it is
-    printed just after that event's line, and again after a retry.
-
-    Args:
-        stream: where the lines go.
-        indent: put before every line (the demo indents its stories).
-        idle_timeout: the client's, named when a connection expires by it.
-    """
-
-    def __init__(
-        self, stream: IO[str], *, indent: str = "", idle_timeout: float | None = 30.0
-    ) -> None:
-        self._stream: IO[str] | None = stream
-        self._indent = indent
-        self._idle_timeout = idle_timeout
-        self._pending: str | None = None  # request line not printed yet
-        self._last: str | None = None  # request line printed last
-        self._keep_alive: dict[int, str] = {}  # connection id -> its last Keep-Alive
-        self._closed: set[int] = set()
-        self.requests = 0
-        self.responses = 0
-        self.retries = 0
-
-    def say(self, line: str) -> None:
-        if self._stream is None:
-            return
-        try:
-            self._stream.write(f"{self._indent}{line}\n")
-            self._stream.flush()
-        except OSError:
-            # Nobody reads any more (a closed pipe): go quiet rather than
-            # fail every event from inside the client's bookkeeping.
-            self._stream = None
-
-    def request(self, method: str, url: str) -> None:
-        """A request is about to be sent."""
-        self.requests += 1
-        self._pending = f"> {method} {URL(url).target} HTTP/1.1"
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, RequestRetried):
-            self.retries += 1
-            self._pending = self._last  # the same request goes out again
-        self.say(f"* {self.describe(event)}")
-        if isinstance(event, ConnectionOpened | ConnectionReused) and self._pending:
-            self.say(self._pending)
-            self._last, self._pending = self._pending, None
-        elif isinstance(event, ConnectionClosed | ConnectionExpired):
-            self._closed.add(event.connection_id)
-
-    def describe(self, event: Event) -> str:
-        """The words for one event, without the leading ``* ``."""
-        cid = event.connection_id
-        if isinstance(event, ConnectionOpened):
-            tls = f", {event.tls_version}" if event.tls_version else ""
-            took = duration(event.connect_time)
-            return f"connected to {event.origin} as connection #{cid} in {took}{tls}"
-        if isinstance(event, ConnectionReused):
-            return (
-                f"reusing connection #{cid} (idle {duration(event.idle_for)},"
-                f" response {event.responses + 1} on it)"
-            )
-        if isinstance(event, ConnectionExpired):
-            return f"connection #{cid} retired: {self._expiry_words(event)}"
-        if isinstance(event, StaleConnectionDiscarded):
-            return f"stale connection #{cid} discarded (closed by the server while idle)"
-        if isinstance(event, ConnectionClosed):
-            return f"connection #{cid} closed: {_CLOSE_WORDS.get(event.reason, event.reason)}"
-        if isinstance(event, RequestRetried):
-            return (
-                f"retrying {event.method} on a new connection"
-                f" (attempt {event.attempt}; #{cid}: {event.error})"
-            )
-        return type(event).__name__
-
-    def _expiry_words(self, event: ConnectionExpired) -> str:
-        if event.reason == "idle_timeout":
-            limit = self._idle_timeout
-            tail = "" if limit is None else f" ({limit:g} s)"
-            return f"idle longer than the client's idle timeout{tail}"
-        if event.reason == "max_requests":
-            return "it served the most requests allowed per connection"
-        if event.reason == "max_age":
-            return "older than the maximum connection age"
-        header = self._keep_alive.get(event.connection_id)
-        if header is None:
-            return "the server's Keep-Alive limit"
-        timeout, max_ = parse_keep_alive([header])
-        if max_ == 0 or timeout is None:
-            return f"server Keep-Alive max reached (Keep-Alive: {header})"
-        return f"server Keep-Alive timeout {timeout:g} s is near (Keep-Alive: {header})"
-
-    def response(self, response: Response) -> None:
-        """The head of the final response arrived (redirects listed first)."""
-        self.responses += 1 + len(response.history)
-        for hop in response.history:
-            target = hop.headers.get("location", "?")
-            self.say(f"< {hop.http_version} {hop.status} {hop.reason} -> redirect to {target}")
-        self.say(f"< {response.http_version} {response.status} {response.reason}".rstrip())
-        for name, value in response.headers.items():
-            if name.lower() in _FATE_HEADERS:
-                self.say(f"< {name}: {value}")
-        keep_alive = response.headers.get("keep-alive")
-        if keep_alive is not None:
-            self._keep_alive[response.connection_id] = keep_alive
-
-    def body_done(self, response: Response, size: int) -> None:
-        """The whole body arrived; say whether the connection stays open."""
-        cid = response.connection_id
-        kept = "" if cid in self._closed else f"; connection #{cid} kept alive for reuse"
-        self.say(f"* body done ({size} bytes){kept}")
-
-    def summary(self, client: Client, elapsed: float) -> None:
-        """The closing line: requests, connections opened, reuse, time."""
-        stats = client.pool_stats()
-        ratio = stats.reused / self.responses if self.responses else 0.0
-        self.say(
-            f"* summary: {_plural(self.requests, 'request')},"
-            f" {_plural(stats.opened, 'connection')} opened,"
-            f" {stats.reused} of {_plural(self.responses, 'response')} on a reused"
-            f" connection (reuse ratio {ratio:.0%}), {_plural(self.retries, 'retry', 'retries')},"
-            f" {duration(elapsed)} in all"
-        )
-
-
-def _plural(count: int, one: str, many: str | None = None) -> str:
-    return f"{count} {one if count == 1 else many or one + 's'}"
-
-
-# -- fetching -------------------------------------------------------------------------------------
-
-
-class _Trace:
-    """--trace: each event as one JSON object per line, flushed at once so
-    ``tail -f`` follows it live. The client swallows exceptions raised by
-    ``on_event``, so a write error is kept here and reported at the end."""
-
-    def __init__(self, file: IO[str]) -> None:
-        self._file = file
-        self.error: OSError | None = None
-
-    def __call__(self, event: Event) -> None:
-        try:
-            self._file.write(json.dumps(event.to_dict()) + "\n")
-            self._file.flush()
-        except OSError as exc:
-            self.error = self.error or exc
-
-
-class _Progress:
-    """A one-line progress bar on a terminal, shown past PROGRESS_THRESHOLD.
-
-    Args:
-        stream: a terminal.
-        total: the announced body size (Content-Length), if any.
-    """
-
-    def __init__(self, stream: IO[str], total: int | None) -> None:
-        self._stream = stream
-        self._total = total
-        self._started = self._drawn_at = time.monotonic()
-        self._shown = False
-
-    def update(self, received: int) -> None:
-        now = time.monotonic()
-        if now - self._drawn_at >= PROGRESS_INTERVAL and (
-            self._shown or max(received, self._total or 0) >= PROGRESS_THRESHOLD
-        ):
-            self._draw(received, now)
-
-    def finish(self, received: int) -> None:
-        if self._shown:
-            self._draw(received, time.monotonic())
-            self._stream.write("\n")
-            self._stream.flush()
-
-    def _draw(self, received: int, now: float) -> None:
-        self._shown = True
-        self._drawn_at = now
-        rate = received / max(now - self._started, 1e-6)
-        line = f"{received / 2**20:8.1f} MiB"
-        total = self._total
-        if total:
-            done = min(received / total, 1.0)
-            line += f" / {total / 2**20:.1f} MiB [{'#' * int(done * 20):<20}] {done:4.0%}"
-        line += f"  {rate / 2**20:.1f} MiB/s"
-        if total and rate > 0 and received < total:
-            line += f"  ETA {(total - received) / rate:.0f} s"
-        # \r returns to the start of the line; ESC [K clears the rest of it.
-        self._stream.write(f"\r{line}\x1b[K")
-        self._stream.flush()
-
-
 class _Run:
     """One run of the command: the client, the story and the outputs."""
 
@@ -581,7 +349,7 @@ class _Run:
         self.plan = plan
         idle_timeout = 30.0 if args.idle_timeout is None else args.idle_timeout
         self.story = Story(sys.stderr, idle_timeout=idle_timeout) if args.verbose else None
-        self.trace: _Trace | None = None  # set once its file is open
+        self.trace: Trace | None = None  # set once its file is open
         self.show_progress = sys.stderr.isatty() and not (args.silent or args.verbose)
         # Events are only built when someone listens: -v or --trace.
         listening = args.verbose or args.trace is not None
@@ -628,7 +396,7 @@ class _Run:
         progress = None
         if self.show_progress:
             length = response.headers.get("content-length", "")
-            progress = _Progress(sys.stderr, int(length) if length.isdigit() else None)
+            progress = Progress(sys.stderr, int(length) if length.isdigit() else None)
         size = 0
         for chunk in response.iter_bytes():
             _write(output, chunk)
@@ -705,7 +473,7 @@ def _run(run: _Run) -> int:
         with contextlib.ExitStack() as stack:
             stack.callback(run.client.close)  # also when an output can't be opened
             if args.trace is not None:
-                run.trace = _Trace(stack.enter_context(_open_trace(args.trace)))
+                run.trace = Trace(stack.enter_context(_open_trace(args.trace)))
             output: IO[bytes] | None = sys.stdout.buffer
             if args.output is not None:
                 output = stack.enter_context(_open_output(args.output))

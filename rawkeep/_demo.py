@@ -20,10 +20,11 @@ import textwrap
 import time
 from typing import IO, TYPE_CHECKING, Final
 
-from ._cli import ExitCode, Story, duration
+from ._cli import ExitCode
 from ._client import Client
 from ._demo_server import Behaviour, DemoServer
 from ._exceptions import RawkeepError, RemoteProtocolError
+from ._story import Story, duration
 
 if TYPE_CHECKING:
     from collections.abc import Callable
