@@ -119,31 +119,27 @@ class Stream:
             raise RemoteProtocolError(f"connection lost while reading: {exc}") from exc
 
     def wait_readable(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for the socket to become readable."""
-        if self.tls_version is not None and self._sock.pending():  # type: ignore[attr-defined]
-            return True
-        readable, _, _ = select.select([self._sock], [], [], timeout)
-        return bool(readable)
-
-    def is_readable(self) -> bool:
-        """Whether a read would not block: for an idle connection, that the
-        peer closed or reset it, or sent bytes nobody asked for.
-
-        Never blocks. A socket that is already closed counts as readable, so
-        that callers treat it as stale.
-        """
+        """Wait up to ``timeout`` seconds for the socket to become readable
+        (bytes, EOF or a reset). A closed socket counts as readable."""
         sock = self._sock
         if sock.fileno() < 0:
             return True
         if self.tls_version is not None and sock.pending():  # type: ignore[attr-defined]
-            return True
+            return True  # decrypted bytes wait inside the TLS object, unseen by poll
         if _HAS_POLL:
+            # poll, not select: select fails for descriptors above 1023,
+            # which busy programs reach.
             if self._poller is None:
                 self._poller = select.poll()
                 self._poller.register(sock, select.POLLIN | select.POLLPRI)
-            return bool(self._poller.poll(0))
-        readable, _, _ = select.select([sock], [], [], 0)
+            return bool(self._poller.poll(timeout * 1000))
+        readable, _, _ = select.select([sock], [], [], timeout)
         return bool(readable)
+
+    def is_readable(self) -> bool:
+        """Whether a read would not block: for an idle connection, that the
+        peer closed or reset it, or sent bytes nobody asked for. Never blocks."""
+        return self.wait_readable(0)
 
     def start_tls(
         self, context: ssl.SSLContext, server_hostname: str, timeout: float | None
