@@ -118,6 +118,22 @@ class Stream:
         except OSError as exc:
             raise RemoteProtocolError(f"connection lost while reading: {exc}") from exc
 
+    def recv(self, size: int, timeout: float | None) -> bytes:
+        """Read up to ``size`` bytes into a new bytes object; b"" means the
+        peer closed. One copy, from the kernel straight into the result.
+
+        Raises:
+            ReadTimeout: nothing arrived for ``timeout`` seconds.
+            RemoteProtocolError: the connection was reset.
+        """
+        self._set_timeout(timeout)
+        try:
+            return self._sock.recv(size)
+        except TimeoutError as exc:
+            raise ReadTimeout(f"read timed out after {timeout} s") from exc
+        except OSError as exc:
+            raise RemoteProtocolError(f"connection lost while reading: {exc}") from exc
+
     def wait_readable(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the socket to become readable
         (bytes, EOF or a reset). A closed socket counts as readable."""
