@@ -549,7 +549,7 @@ class Client:
                     origin=conn.origin_str,
                     time=now(),
                     method=request.method,
-                    url=str(request.url),
+                    url=request.url_text,
                     attempt=attempt,
                     error=exc.message,
                 )
@@ -565,11 +565,11 @@ class Client:
         )
         head = early if early is not None else conn.receive_head(limits.read)
         response = Response(
-            status=head.status_code,
-            reason=head.reason.decode("latin-1"),
-            http_version=_HTTP_VERSIONS.get(head.http_version, "HTTP/1.1"),
-            headers=Headers._from_raw(head.headers.raw_items()),
-            url=str(request.url),
+            status=head.status,
+            reason=head.reason,
+            http_version=head.http_version,
+            headers=head.headers,
+            url=request.url_text,
             connection=conn,
             pool=self._pool,
             read_timeout=limits.read,
@@ -618,9 +618,6 @@ class Client:
         if self._ssl_context is None:
             self._ssl_context = make_ssl_context(self._verify, self._cert)
         return self._ssl_context
-
-
-_HTTP_VERSIONS: Final = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
 
 
 def _count(name: str, value: int, *, minimum: int) -> int:

@@ -45,12 +45,12 @@ from __future__ import annotations
 
 import enum
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import h11
 
 from ._exceptions import LocalProtocolError, RawkeepError, RemoteProtocolError
-from ._headers import parse_keep_alive
+from ._headers import Headers, parse_keep_alive
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -59,11 +59,12 @@ if TYPE_CHECKING:
     from ._socket import Stream
     from ._url import Route
 
-__all__ = ["Connection", "ConnectionState", "server_timeout_margin"]
+__all__ = ["Connection", "ConnectionState", "Head", "server_timeout_margin"]
 
-#: Bytes read per ``recv_into``. 64 KiB matches the largest TCP window most
-#: loopback and LAN transfers reach between reads; larger reads did not make
-#: downloads faster in our measurements, smaller ones cost more system calls.
+#: Bytes asked of the socket per read through h11 (heads, small and chunked
+#: bodies). Each read gets a new bytes object of what arrived: an idle
+#: connection holds no read buffer (it would cost 64 KiB per pooled
+#: connection), and h11 copies the bytes into its own buffer anyway.
 READ_SIZE: Final = 64 * 1024
 
 #: Most bytes of response head h11 will buffer before giving up: a server
@@ -89,6 +90,21 @@ SEND_BLOCK: Final = 256 * 1024
 #: Seconds to wait for "100 Continue" before sending the body anyway
 #: (RFC 9110 section 10.1.1 lets a client stop waiting; curl waits 1 s).
 EXPECT_CONTINUE_TIMEOUT: Final = 1.0
+
+
+class Head(NamedTuple):
+    """A final response head, as the caller sees it."""
+
+    status: int
+    reason: str
+    http_version: str  # "HTTP/1.1" or "HTTP/1.0"
+    headers: Headers
+
+
+_HTTP_VERSIONS: Final = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+
+#: h11 events are immutable; the one that ends every request body is shared.
+_END: Final = h11.EndOfMessage()
 
 
 class ConnectionState(enum.Enum):
@@ -123,12 +139,14 @@ class Connection:
 
     __slots__ = (
         "_body_left",
+        "_body_read_size",
         "_direct",
         "_h11",
+        "_head_bytes",
+        "_head_read_size",
         "_max_head_size",
         "_response_keep_alive",
         "_stream",
-        "_view",
         "close_reason",
         "created_at",
         "id",
@@ -156,7 +174,7 @@ class Connection:
         self._stream = stream
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_head_size)
         self._max_head_size = max_head_size
-        self._view = memoryview(bytearray(READ_SIZE))
+        self._head_read_size = min(READ_SIZE, max_head_size)
         self.id = connection_id
         self.route = route
         self.origin = route.origin
@@ -181,6 +199,8 @@ class Connection:
         #: for other framings), whether the body is being read past h11,
         #: and whether the response allows another exchange.
         self._body_left: int | None = None
+        self._body_read_size = READ_SIZE
+        self._head_bytes = 0  # bytes read before the final head was parsed
         self._direct = False
         self._response_keep_alive = False
 
@@ -194,7 +214,7 @@ class Connection:
         write_timeout: float | None,
         read_timeout: float | None,
         expect_continue: bool = False,
-    ) -> h11.Response | None:
+    ) -> Head | None:
         """Send the request head and body.
 
         The server may answer before it has the whole body: a final status
@@ -211,6 +231,7 @@ class Connection:
             WriteTimeout, ReadTimeout, RemoteProtocolError: from the socket.
         """
         self.response_started = False
+        self._head_bytes = 0
         h11_conn = self._h11
         try:
             head = h11_conn.send(request)
@@ -220,7 +241,7 @@ class Connection:
                 # The common case: head and small body in one write.
                 if body:
                     head += b"".join(self._frame(body))
-                self._stream.send_all(head + h11_conn.send(h11.EndOfMessage()), write_timeout)
+                self._stream.send_all(head + h11_conn.send(_END), write_timeout)
                 return None
             self._stream.send_all(head, write_timeout)
             if expect_continue:
@@ -234,7 +255,7 @@ class Connection:
                     return self.receive_head(read_timeout)
                 for piece in self._frame(chunk):
                     self._stream.send_all(piece, write_timeout)
-            self._stream.send_all(h11_conn.send(h11.EndOfMessage()), write_timeout)
+            self._stream.send_all(h11_conn.send(_END), write_timeout)
             return None
         except h11.LocalProtocolError as exc:
             raise LocalProtocolError(f"can't send request: {exc}") from exc
@@ -253,7 +274,7 @@ class Connection:
         # it through, so a memoryview works and saves a copy per block.
         return self._h11.send_with_data_passthrough(h11.Data(data=chunk)) or []  # type: ignore[arg-type]
 
-    def _wait_for_continue(self, read_timeout: float | None) -> h11.Response | None:
+    def _wait_for_continue(self, read_timeout: float | None) -> Head | None:
         """After a head with ``Expect: 100-continue``: None to send the body
         (100 Continue came, or nothing came within EXPECT_CONTINUE_TIMEOUT,
         RFC 9110 section 10.1.1), or the final response that refused it."""
@@ -261,13 +282,12 @@ class Connection:
         while self._stream.wait_readable(max(deadline - time.monotonic(), 0.0)):
             event = self._next_event(read_timeout)
             if type(event) is h11.Response:
-                self._note_head(event)
-                return event
+                return self._note_head(event)
             if type(event) is h11.InformationalResponse and event.status_code == 100:
                 return None
         return None
 
-    def _response_after_failed_write(self, read_timeout: float | None) -> h11.Response | None:
+    def _response_after_failed_write(self, read_timeout: float | None) -> Head | None:
         timeout = EXPECT_CONTINUE_TIMEOUT if read_timeout is None else read_timeout
         try:
             return self.receive_head(min(timeout, EXPECT_CONTINUE_TIMEOUT))
@@ -276,7 +296,7 @@ class Connection:
 
     # -- receiving ----------------------------------------------------------
 
-    def receive_head(self, timeout: float | None) -> h11.Response:
+    def receive_head(self, timeout: float | None) -> Head:
         """Read up to the final response head; 1xx responses are skipped.
 
         Raises:
@@ -285,8 +305,7 @@ class Connection:
         while True:
             event = self._next_event(timeout)
             if type(event) is h11.Response:
-                self._note_head(event)
-                return event
+                return self._note_head(event)
             if type(event) is not h11.InformationalResponse:
                 raise RemoteProtocolError(f"unexpected {type(event).__name__} before response")
 
@@ -372,14 +391,18 @@ class Connection:
                     if event is h11.PAUSED:  # pragma: no cover - cycles always finish
                         raise RemoteProtocolError("connection paused mid-cycle")
                     return event  # type: ignore[return-value]
-                if body and self._can_go_direct():
+                if not body:
+                    # Never more than the head limit at a time: what follows
+                    # the head (a chunk-size line) must meet h11's bound too.
+                    data = self._stream.recv(self._head_read_size, timeout)
+                    self._head_bytes += len(data)
+                elif self._can_go_direct():
                     return None
-                nbytes = self._stream.recv_into(self._view, timeout)
-                if nbytes:
-                    self.response_started = True
-                    h11_conn.receive_data(self._view[:nbytes])  # type: ignore[arg-type]
                 else:
-                    h11_conn.receive_data(b"")
+                    data = self._stream.recv(self._body_read_size, timeout)
+                if data:
+                    self.response_started = True
+                h11_conn.receive_data(data)  # b"" tells h11 the peer closed
         except h11.RemoteProtocolError as exc:
             if not self.response_started:
                 raise RemoteProtocolError(
@@ -392,26 +415,57 @@ class Connection:
                 ) from exc
             raise RemoteProtocolError(f"malformed or truncated response: {exc}") from exc
 
-    def _note_head(self, response: h11.Response) -> None:
-        headers = response.headers
-        self._body_left = None
+    def _note_head(self, response: h11.Response) -> Head:
+        """Build the head the caller gets, and take from it, in one pass over
+        the headers, what this connection needs: the body's length, whether
+        the response allows another exchange, the server's Keep-Alive."""
+        if self._head_bytes > self._max_head_size:
+            self._check_head_size()
+        headers = Headers._from_raw(response.headers.raw_items())
+        length = None
+        chunked = False
+        close = response.http_version != b"1.1"
+        keep_alive = []
+        for name, _, value in headers._items:
+            if name == "content-length":
+                length = value
+            elif name == "transfer-encoding":
+                chunked = True
+            elif name == "connection":
+                close = close or "close" in value.lower()
+            elif name == "keep-alive":
+                keep_alive.append(value)
+        # h11 checked Content-Length is one number; chunked framing wins.
+        self._body_left = None if chunked or length is None else int(length)
+        # Chunk-size lines and trailers are bounded by h11 only while they
+        # are incomplete; reading no more than the limit at a time keeps a
+        # complete one under twice the limit.
+        self._body_read_size = min(READ_SIZE, self._max_head_size) if chunked else READ_SIZE
         self._direct = False
-        framing = [value for name, value in headers if name == b"transfer-encoding"]
-        if not framing:
-            length = [value for name, value in headers if name == b"content-length"]
-            if length:
-                self._body_left = int(length[0])  # h11 checked it is one number
-        self._response_keep_alive = response.http_version == b"1.1" and not any(
-            b"close" in value.lower() for name, value in headers if name == b"connection"
-        )
-        # Keep-Alive: seen rarely, so look for it without building Headers.
-        values = [v.decode("latin-1") for k, v in headers if k == b"keep-alive"]
-        if values:
-            timeout, max_ = parse_keep_alive(values)
+        self._response_keep_alive = not close
+        if keep_alive:
+            timeout, max_ = parse_keep_alive(keep_alive)
             if timeout is not None:
                 self.server_idle_limit = timeout - server_timeout_margin(timeout)
             if max_ is not None:
                 self.server_requests_left = max_
+        return Head(
+            response.status_code,
+            response.reason.decode("latin-1"),
+            _HTTP_VERSIONS.get(response.http_version, "HTTP/1.1"),
+            headers,
+        )
+
+    def _check_head_size(self) -> None:
+        """Refuse a response head larger than the limit even when it arrived
+        whole (h11 itself bounds only heads still incomplete)."""
+        leftover, _ = self._h11.trailing_data  # bytes read past the head
+        size = self._head_bytes - len(leftover)
+        if size > self._max_head_size:
+            raise RemoteProtocolError(
+                f"response head of {size} bytes is larger than"
+                f" max_header_size={self._max_head_size} bytes"
+            )
 
     def _finish_cycle(self) -> None:
         self.responses += 1

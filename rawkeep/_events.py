@@ -16,11 +16,11 @@ is enabled for DEBUG): the hot path of a reused connection pays one check.
 
 from __future__ import annotations
 
-import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, TypeAlias, final
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, final
 
 __all__ = [
     "CloseReason",
@@ -36,7 +36,22 @@ __all__ = [
     "StaleConnectionDiscarded",
 ]
 
-logger = logging.getLogger("rawkeep")
+if TYPE_CHECKING:
+    import logging
+
+#: DEBUG is logging's level 10; named here so that logging is not imported.
+_DEBUG: Final = 10
+
+
+def _logger() -> logging.Logger | None:
+    """The ``rawkeep`` logger, or None while ``logging`` is not imported.
+
+    Nobody can have turned DEBUG on without importing ``logging``, so a
+    program that never does saves its import time (a few milliseconds).
+    """
+    logging = sys.modules.get("logging")
+    return None if logging is None else logging.getLogger("rawkeep")
+
 
 #: Why a connection was retired by a keep-alive rule.
 ExpiryReason: TypeAlias = Literal[
@@ -178,16 +193,22 @@ class Emitter:
     @property
     def enabled(self) -> bool:
         """Whether anyone listens; callers skip building events otherwise."""
-        return self._callback is not None or logger.isEnabledFor(logging.DEBUG)
+        if self._callback is not None:
+            return True
+        logger = _logger()
+        return logger is not None and logger.isEnabledFor(_DEBUG)
 
     def emit(self, event: Event) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
+        logger = _logger()
+        if logger is not None and logger.isEnabledFor(_DEBUG):
             logger.debug("%s", describe(event))
         if self._callback is not None:
             try:
                 self._callback(event)
             except Exception:
-                logger.exception("on_event callback raised on %r", event)
+                import logging
+
+                logging.getLogger("rawkeep").exception("on_event callback raised on %r", event)
 
 
 def now() -> float:

@@ -99,7 +99,16 @@ class Response:
             RuntimeError: the body was already consumed by iteration.
         """
         if self._content is None:
-            self._content = b"".join(self.iter_bytes())
+            if "content-encoding" in self.headers:
+                self._content = b"".join(self.iter_bytes())
+            else:
+                # Nothing to decode: read the pieces without the generators
+                # iteration needs (most bodies are small and arrive whole).
+                self._take_stream_started()
+                pieces = []
+                while (chunk := self._read_chunk()) is not None:
+                    pieces.append(chunk)
+                self._content = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         return self._content
 
     def _read_or_close(self) -> None:
@@ -186,12 +195,15 @@ class Response:
         return _rechunk(self._take_stream(), chunk_size)
 
     def _take_stream(self) -> Iterator[bytes]:
+        self._take_stream_started()
+        return self._iter_from_connection()
+
+    def _take_stream_started(self) -> None:
         if self._stream_started:
             raise RuntimeError("the response body was already consumed")
         if self._conn is None:
             raise RuntimeError("the response was closed before its body was read")
         self._stream_started = True
-        return self._iter_from_connection()
 
     def _iter_from_connection(self) -> Iterator[bytes]:
         try:

@@ -157,7 +157,11 @@ class Pool:
         self._idle_timeout = idle_timeout
         self._max_requests = max_requests
         self._max_age = max_age
-        self._cond = threading.Condition(threading.Lock())
+        # Threads take the plain lock for bookkeeping (cheaper than entering
+        # the Condition, which wraps the same lock) and use the Condition
+        # only to wait for a slot and to wake waiters.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._hosts: dict[Route, _Host] = {}
         self._ids = itertools.count()
         self._open = 0
@@ -223,7 +227,7 @@ class Pool:
         new one, or wait. Returns early with connections to close, if any,
         so that closing happens outside the lock."""
         doomed: list[_Doomed] = []
-        with self._cond:
+        with self._lock:
             while True:
                 if self._closed:
                     raise ClientClosed("the client has been closed")
@@ -318,13 +322,13 @@ class Pool:
         except BaseException as exc:
             if isinstance(exc, RawkeepError) and exc.origin is None:
                 exc.origin = str(route.origin)
-            with self._cond:
+            with self._lock:
                 self._hosts[route].open -= 1
                 self._open -= 1
                 if self._waiters:
                     self._cond.notify_all()
             raise
-        with self._cond:
+        with self._lock:
             host = self._hosts[route]
             host.active += 1
             host.opened += 1
@@ -356,7 +360,7 @@ class Pool:
                 mono, self._idle_timeout, self._max_requests, self._max_age
             )
             expired = close_reason is not None
-        with self._cond:
+        with self._lock:
             host = self._hosts[conn.route]
             host.active -= 1
             if conn.reused:
@@ -381,7 +385,7 @@ class Pool:
         self._drop(conn, reason, stale=False)
 
     def _drop(self, conn: Connection, reason: str, *, stale: bool) -> None:
-        with self._cond:
+        with self._lock:
             if conn.state is not ConnectionState.ACTIVE:
                 return  # already given back: never count a connection twice
             host = self._hosts[conn.route]
@@ -437,7 +441,7 @@ class Pool:
         """Close every idle connection; active ones close when released.
         Threads waiting for a connection get ``ClientClosed``. Idempotent."""
         doomed: list[_Doomed] = []
-        with self._cond:
+        with self._lock:
             self._closed = True
             for host in self._hosts.values():
                 while host.idle:
@@ -453,7 +457,7 @@ class Pool:
 
     def stats(self) -> PoolStats:
         """A consistent snapshot of the counters."""
-        with self._cond:
+        with self._lock:
             per_host = {str(route): host.stats() for route, host in self._hosts.items()}
         return PoolStats(
             opened=sum(s.opened for s in per_host.values()),

@@ -51,7 +51,16 @@ class Request:
     bytes always are, a seekable file is (it is rewound), an iterator is not.
     """
 
-    __slots__ = ("_file_start", "body", "h11_request", "headers", "method", "route", "url")
+    __slots__ = (
+        "_file_start",
+        "body",
+        "h11_request",
+        "headers",
+        "method",
+        "route",
+        "url",
+        "url_text",
+    )
 
     def __init__(
         self,
@@ -66,6 +75,8 @@ class Request:
         self.headers = headers
         self.body = body
         self.route = route
+        #: The URL as responses and events show it (no credentials).
+        self.url_text = str(url)
         self._file_start: int | None = None
         if is_file_body(body):
             self._file_start = _tell(body)
