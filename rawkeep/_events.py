@@ -48,9 +48,20 @@ def _logger() -> logging.Logger | None:
 
     Nobody can have turned DEBUG on without importing ``logging``, so a
     program that never does saves its import time (a few milliseconds).
+    Once found, the logger is kept: ``getLogger`` takes logging's lock.
     """
+    if _found:
+        return _found[0]
     logging = sys.modules.get("logging")
-    return None if logging is None else logging.getLogger("rawkeep")
+    if logging is None:
+        return None
+    _found.append(logging.getLogger("rawkeep"))
+    return _found[0]
+
+
+# The process-wide "rawkeep" logger once logging is imported (loggers are
+# process-wide by nature; nothing client-specific is kept here).
+_found: list[logging.Logger] = []
 
 
 #: Why a connection was retired by a keep-alive rule.

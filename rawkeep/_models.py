@@ -77,6 +77,7 @@ class Response:
         self._pool = pool
         self._read_timeout = read_timeout
         self._max_decoded_size = max_decoded_size
+        self._content_encoding = headers.get("content-encoding")
         self._content = content
         self._received = 0
         self._stream_started = False
@@ -99,7 +100,7 @@ class Response:
             RuntimeError: the body was already consumed by iteration.
         """
         if self._content is None:
-            if "content-encoding" in self.headers:
+            if self._content_encoding is not None:
                 self._content = b"".join(self.iter_bytes())
             else:
                 # Nothing to decode: read the pieces without the generators
@@ -176,7 +177,7 @@ class Response:
         if self._content is not None:
             return _rechunk(iter((self._content,)), chunk_size)
         raw = self._take_stream()
-        decoded = decode_stream(self.headers.get("content-encoding"), raw, self._max_decoded_size)
+        decoded = decode_stream(self._content_encoding, raw, self._max_decoded_size)
         return _rechunk(decoded, chunk_size)
 
     def iter_raw(self, chunk_size: int | None = None) -> Iterator[bytes]:
