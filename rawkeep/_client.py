@@ -27,6 +27,7 @@ from ._cookies import apply_cookies, store_cookies
 from ._decoders import accept_encoding
 from ._events import Emitter, EventCallback, RequestRetried, now
 from ._exceptions import (
+    LocalProtocolError,
     ProxyError,
     RawkeepError,
     RemoteProtocolError,
@@ -416,6 +417,10 @@ class Client:
     ) -> Request:
         if not isinstance(method, str):
             raise TypeError(f"method must be a str, not {method!r}")
+        if method.upper() == "CONNECT":
+            # A tunnel through a proxy is opened by the pool (proxy=), never
+            # as a request: its 2xx would switch the connection to raw bytes.
+            raise LocalProtocolError("CONNECT can't be sent as a request; use proxy= for tunnels")
         parsed = URL(url, params=params)
         merged = Headers([("Host", parsed.origin.host_header)])
         # The client's headers, then the request's, each replacing by name

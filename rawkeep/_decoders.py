@@ -34,6 +34,9 @@ class Decoder(Protocol):
 #: Most bytes inflated per zlib call, so the size limit is checked often.
 INFLATE_STEP: Final = 1024 * 1024
 
+#: The first two bytes of every gzip member (RFC 1952 section 2.3.1).
+GZIP_MAGIC: Final = b"\x1f\x8b"
+
 
 class _Limit:
     """The decoded-size budget of one decoding step (``max_decoded_size``)."""
@@ -57,25 +60,42 @@ class ZlibDecoder:
     """gzip, or deflate in either of its two real-world forms.
 
     RFC 9110 section 8.4.1.2 defines ``deflate`` as the zlib format, but
-    some servers send a raw deflate stream instead; the first bytes tell
-    which, so try zlib and fall back to raw on the first failure.
+    some servers send a raw deflate stream instead; the first two bytes tell
+    which (a zlib header names method 8 and is a multiple of 31, RFC 1950
+    section 2.2), so they are looked at before anything is inflated.
+
+    A gzip body may hold several members one after the other (RFC 1952
+    section 2.2); each is inflated in turn. Bytes after the end of the
+    stream that start no new member are ignored, as browsers do. A stream
+    that ends before its end-of-stream marker is truncated: ``flush``
+    raises rather than hand over part of the body as if it were all of it.
     """
 
     def __init__(self, coding: str, limit: _Limit) -> None:
         self._coding = coding
         self._limit = limit
-        wbits = 16 + zlib.MAX_WBITS if coding == "gzip" else zlib.MAX_WBITS
+        self._obj: Any = None  # zlib's Decompress, made once the form is known
+        self._head = b""  # bytes held back until the next two tell what they are
+        self._done = False  # the stream ended; anything more is ignored
+
+    def _start(self, data: bytes) -> None:
+        if self._coding == "gzip":
+            wbits = 16 + zlib.MAX_WBITS
+        elif (data[0] & 0x0F) == 8 and (data[0] << 8 | data[1]) % 31 == 0:
+            wbits = zlib.MAX_WBITS  # zlib wrapper
+        else:
+            wbits = -zlib.MAX_WBITS  # raw deflate
         self._obj = zlib.decompressobj(wbits)
-        self._first = coding == "deflate"
 
     def decode(self, data: bytes) -> bytes:
+        if self._head:
+            data, self._head = self._head + data, b""
+        if self._obj is None:
+            if len(data) < 2:
+                self._head = data
+                return b""
+            self._start(data)
         try:
-            if self._first:
-                self._first = False
-                try:
-                    return self._inflate(data)
-                except zlib.error:
-                    self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
             return self._inflate(data)
         except zlib.error as exc:
             raise DecodingError(f"invalid {self._coding} data: {exc}") from exc
@@ -84,20 +104,39 @@ class ZlibDecoder:
         # Inflate in bounded steps, counting as we go: 64 KiB of zeros can
         # inflate to 64 MiB, and a limit checked only afterwards would have
         # let all of it into memory first.
-        pieces = []
-        while True:
+        pieces: list[bytes] = []
+        while data and not self._done:
+            if self._obj.eof:
+                # The stream ended with bytes still coming: the next member
+                # of a multi-member gzip body, or bytes that belong to no
+                # stream, which browsers ignore and so do we.
+                if self._coding == "gzip" and data[:2] == GZIP_MAGIC:
+                    self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                elif self._coding == "gzip" and data == GZIP_MAGIC[:1]:
+                    self._head = data  # maybe a member's first byte: wait for more
+                    break
+                else:
+                    self._done = True
+                    break
             piece = self._obj.decompress(data, INFLATE_STEP)
             self._limit.count(len(piece), self._coding)
             pieces.append(piece)
-            data = self._obj.unconsumed_tail
-            if not data:
-                return b"".join(pieces)
+            data = self._obj.unused_data if self._obj.eof else self._obj.unconsumed_tail
+        return b"".join(pieces)
 
     def flush(self) -> bytes:
+        if self._obj is None:
+            if self._head:
+                raise DecodingError(f"{self._coding} body too short to be valid")
+            return b""  # an empty body: nothing was compressed
+        # A lone byte held back after a complete member is trailing junk.
         try:
-            return self._obj.flush()
+            tail: bytes = self._obj.flush()
         except zlib.error as exc:  # pragma: no cover - flush rarely fails
             raise DecodingError(f"invalid {self._coding} data: {exc}") from exc
+        if not self._obj.eof:
+            raise DecodingError(f"{self._coding} body ends before its end-of-stream marker")
+        return tail
 
 
 class ModuleDecoder:

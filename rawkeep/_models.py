@@ -143,9 +143,11 @@ class Response:
                 try:
                     import codecs
 
-                    return codecs.lookup(charset).name
+                    name = codecs.lookup(charset).name
+                    b"a".decode(name, "ignore")  # refuses codecs that are not text (rot13...)
                 except LookupError:
                     break
+                return name
         return "utf-8"
 
     def json(self, **kwargs: Any) -> Any:
