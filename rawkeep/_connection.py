@@ -437,6 +437,11 @@ class Connection:
                 keep_alive.append(value)
         # h11 checked Content-Length is one number; chunked framing wins.
         self._body_left = None if chunked or length is None else int(length)
+        if chunked and length is not None:
+            # Both framings at once: chunked wins (RFC 9112 section 6.3), but
+            # the message "ought to be handled as an error": read this body,
+            # then never trust the connection with another.
+            close = True
         # Chunk-size lines and trailers are bounded by h11 only while they
         # are incomplete; reading no more than the limit at a time keeps a
         # complete one under twice the limit.
@@ -477,8 +482,11 @@ class Connection:
             # the next event; and bytes after the response (never valid from
             # an HTTP/1.1 server we did not pipeline to) make it unusable too.
             leftover, closed = h11_conn.trailing_data
-            if not (leftover or closed):
+            if not (leftover or closed) and self._response_keep_alive:
                 h11_conn.start_next_cycle()
+                return
+            if not (leftover or closed):
+                self.close_reason = "error"  # conflicting framing, see _note_head
                 return
             self.close_reason = "connection_close" if closed and not leftover else "error"
             return

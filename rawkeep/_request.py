@@ -241,6 +241,10 @@ def _set_framing(
         # that expects one should say Content-Length: 0.
         if method in ("POST", "PUT", "PATCH") and not has_length:
             headers["Content-Length"] = "0"
+        elif has_length and headers["content-length"].strip() != "0":
+            raise LocalProtocolError(
+                f"Content-Length {headers['content-length']} announced, but there is no body"
+            )
     elif not has_length:
         size = _file_size(body) if is_file_body(body) else None
         if size is None:
