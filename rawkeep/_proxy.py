@@ -193,7 +193,6 @@ def _connect_exchange(
     stream.send_all(
         conn.send(h11.Request(method="CONNECT", target=authority, headers=headers)), timeout
     )
-    buffer = bytearray(16 * 1024)
     while True:
         try:
             event = conn.next_event()
@@ -201,10 +200,13 @@ def _connect_exchange(
             raise ProxyError(f"proxy {proxy} broke the CONNECT exchange: {exc}") from exc
         if event is h11.NEED_DATA:
             try:
-                count = stream.recv_into(buffer, timeout)
+                # A proxy says nothing after its answer until the client
+                # speaks (TLS starts with our hello), so this reads no
+                # byte that belongs to the tunnel.
+                data = stream.recv(16 * 1024, timeout)
             except RemoteProtocolError as exc:
                 raise ProxyError(f"proxy {proxy} dropped the CONNECT: {exc}") from exc
-            conn.receive_data(bytes(buffer[:count]))
+            conn.receive_data(data)
             continue
         if type(event) is h11.Response:
             break

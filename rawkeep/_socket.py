@@ -103,21 +103,6 @@ class Stream:
         except OSError as exc:
             raise RemoteProtocolError(f"connection lost while sending: {exc}") from exc
 
-    def recv_into(self, buffer: bytearray | memoryview, timeout: float | None) -> int:
-        """Read available bytes into ``buffer``; 0 means the peer closed.
-
-        Raises:
-            ReadTimeout: nothing arrived for ``timeout`` seconds.
-            RemoteProtocolError: the connection was reset.
-        """
-        self._set_timeout(timeout)
-        try:
-            return self._sock.recv_into(buffer)
-        except TimeoutError as exc:
-            raise ReadTimeout(f"read timed out after {timeout} s") from exc
-        except OSError as exc:
-            raise RemoteProtocolError(f"connection lost while reading: {exc}") from exc
-
     def recv(self, size: int, timeout: float | None) -> bytes:
         """Read up to ``size`` bytes into a new bytes object; b"" means the
         peer closed. One copy, from the kernel straight into the result.
