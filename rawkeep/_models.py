@@ -313,7 +313,8 @@ class Response:
 
     def __getstate__(self) -> dict[str, Any]:
         # A pickled response keeps its data, never its connection.
-        self.read() if self._conn is not None else None
+        if self._conn is not None:
+            self.read()
         return {
             "status": self.status,
             "reason": self.reason,

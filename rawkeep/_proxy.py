@@ -24,7 +24,6 @@ with ``trust_env=True``: no hidden global behaviour by default.
 from __future__ import annotations
 
 import ipaddress
-import os
 from typing import TYPE_CHECKING, NamedTuple
 
 import h11
@@ -152,11 +151,6 @@ def _in_network(host: str, entry: str) -> bool:
         return ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False)
     except ValueError:
         return False
-
-
-def environ_if(trust_env: bool) -> Mapping[str, str] | None:
-    """``os.environ`` when the client trusts the environment, else None."""
-    return os.environ if trust_env else None
 
 
 def open_tunnel(stream: Stream, proxy: Proxy, target: Origin, timeout: float | None) -> None:

@@ -35,6 +35,7 @@ needed, so plain-http users do not pay its import time.
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import socket
 import time
@@ -278,7 +279,7 @@ def make_ssl_context(verify: VerifyInput, cert: CertInput = None) -> ssl.SSLCont
         # Given a CA file or directory, create_default_context trusts only it:
         # the system store is loaded only when none is given.
         try:
-            if _is_dir(verify):
+            if os.path.isdir(verify):
                 context = ssl.create_default_context(capath=verify)
             else:
                 context = ssl.create_default_context(cafile=verify)
@@ -307,9 +308,3 @@ def _load_cert(context: ssl.SSLContext, cert: str | tuple[str, str]) -> None:
         context.load_cert_chain(certfile, keyfile)
     except (OSError, ssl.SSLError) as exc:
         raise TLSError(f"could not load client certificate {certfile!r}: {exc}") from exc
-
-
-def _is_dir(path: str) -> bool:
-    import os
-
-    return os.path.isdir(path)
