@@ -569,18 +569,9 @@ class Client:
             expect_continue=request.expects_continue,
         )
         head = early if early is not None else conn.receive_head(limits.read)
-        response = Response(
-            status=head.status,
-            reason=head.reason,
-            http_version=head.http_version,
-            headers=head.headers,
-            url=request.url_text,
-            connection=conn,
-            pool=self._pool,
-            read_timeout=limits.read,
-            max_decoded_size=self._max_decoded_size,
+        return Response._from_head(
+            head, request.url_text, conn, self._pool, limits.read, self._max_decoded_size
         )
-        return response
 
     # -- connections ----------------------------------------------------------------
 

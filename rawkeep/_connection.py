@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 import h11
 
 from ._exceptions import LocalProtocolError, RawkeepError, RemoteProtocolError
-from ._headers import Headers, parse_keep_alive
+from ._headers import parse_keep_alive
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -98,7 +98,11 @@ class Head(NamedTuple):
     status: int
     reason: str
     http_version: str  # "HTTP/1.1" or "HTTP/1.0"
-    headers: Headers
+    #: As h11 parsed (and validated) them, names in their original case;
+    #: ``Headers`` are built from them only if someone looks.
+    raw_headers: list[tuple[bytes, bytes]]
+    #: The Content-Encoding header, the one the body path needs.
+    content_encoding: str | None
 
 
 _HTTP_VERSIONS: Final = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
@@ -145,6 +149,7 @@ class Connection:
         "_head_bytes",
         "_head_read_size",
         "_max_head_size",
+        "_read_first",
         "_response_keep_alive",
         "_stream",
         "close_reason",
@@ -203,6 +208,8 @@ class Connection:
         self._head_bytes = 0  # bytes read before the final head was parsed
         self._direct = False
         self._response_keep_alive = False
+        #: The request just went out whole: read before asking h11.
+        self._read_first = False
 
     # -- sending ------------------------------------------------------------
 
@@ -232,6 +239,7 @@ class Connection:
         """
         self.response_started = False
         self._head_bytes = 0
+        self._read_first = False
         h11_conn = self._h11
         try:
             head = h11_conn.send(request)
@@ -242,6 +250,7 @@ class Connection:
                 if body:
                     head += b"".join(self._frame(body))
                 self._stream.send_all(head + h11_conn.send(_END), write_timeout)
+                self._read_first = True
                 return None
             self._stream.send_all(head, write_timeout)
             if expect_continue:
@@ -302,6 +311,11 @@ class Connection:
         Raises:
             ReadTimeout, RemoteProtocolError.
         """
+        if self._read_first:
+            # The request went out in one piece and h11 holds no bytes yet,
+            # so asking it for an event first would only say NEED_DATA.
+            self._read_first = False
+            self._feed_head(timeout)
         while True:
             event = self._next_event(timeout)
             if type(event) is h11.Response:
@@ -392,17 +406,11 @@ class Connection:
                         raise RemoteProtocolError("connection paused mid-cycle")
                     return event  # type: ignore[return-value]
                 if not body:
-                    # Never more than the head limit at a time: what follows
-                    # the head (a chunk-size line) must meet h11's bound too.
-                    data = self._stream.recv(self._head_read_size, timeout)
-                    self._head_bytes += len(data)
+                    self._feed_head(timeout)
                 elif self._can_go_direct():
                     return None
                 else:
-                    data = self._stream.recv(self._body_read_size, timeout)
-                if data:
-                    self.response_started = True
-                h11_conn.receive_data(data)  # b"" tells h11 the peer closed
+                    h11_conn.receive_data(self._stream.recv(self._body_read_size, timeout))
         except h11.RemoteProtocolError as exc:
             if not self.response_started:
                 raise RemoteProtocolError(
@@ -415,26 +423,40 @@ class Connection:
                 ) from exc
             raise RemoteProtocolError(f"malformed or truncated response: {exc}") from exc
 
+    def _feed_head(self, timeout: float | None) -> None:
+        # Never more than the head limit at a time: what follows the head
+        # (a chunk-size line) must meet h11's bound too.
+        data = self._stream.recv(self._head_read_size, timeout)
+        self._head_bytes += len(data)
+        if data:
+            self.response_started = True
+        self._h11.receive_data(data)  # b"" tells h11 the peer closed
+
     def _note_head(self, response: h11.Response) -> Head:
         """Build the head the caller gets, and take from it, in one pass over
         the headers, what this connection needs: the body's length, whether
         the response allows another exchange, the server's Keep-Alive."""
         if self._head_bytes > self._max_head_size:
             self._check_head_size()
-        headers = Headers._from_raw(response.headers.raw_items())
+        raw = response.headers.raw_items()
         length = None
         chunked = False
         close = response.http_version != b"1.1"
         keep_alive = []
-        for name, _, value in headers._items:
-            if name == "content-length":
+        encoding = None
+        for name, value in raw:
+            name = name.lower()
+            if name == b"content-length":
                 length = value
-            elif name == "transfer-encoding":
+            elif name == b"transfer-encoding":
                 chunked = True
-            elif name == "connection":
-                close = close or "close" in value.lower()
-            elif name == "keep-alive":
-                keep_alive.append(value)
+            elif name == b"connection":
+                close = close or b"close" in value.lower()
+            elif name == b"keep-alive":
+                keep_alive.append(value.decode("latin-1"))
+            elif name == b"content-encoding":
+                text = value.decode("latin-1")
+                encoding = text if encoding is None else f"{encoding}, {text}"
         # h11 checked Content-Length is one number; chunked framing wins.
         self._body_left = None if chunked or length is None else int(length)
         if chunked and length is not None:
@@ -458,7 +480,8 @@ class Connection:
             response.status_code,
             response.reason.decode("latin-1"),
             _HTTP_VERSIONS.get(response.http_version, "HTTP/1.1"),
-            headers,
+            raw,
+            encoding,
         )
 
     def _check_head_size(self) -> None:

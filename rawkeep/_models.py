@@ -18,7 +18,7 @@ from ._exceptions import HTTPStatusError, RawkeepError
 from ._headers import Headers
 
 if TYPE_CHECKING:
-    from ._connection import Connection
+    from ._connection import Connection, Head
     from ._events import CloseReason
     from ._pool import Pool
 
@@ -68,7 +68,8 @@ class Response:
         self.status = status
         self.reason = reason
         self.http_version = http_version
-        self.headers = headers
+        self._headers: Headers | None = headers
+        self._raw_headers: list[tuple[bytes, bytes]] = []
         self.url = url
         self.history: list[Response] = []
         self.connection_id = connection.id if connection is not None else connection_id
@@ -81,6 +82,43 @@ class Response:
         self._content = content
         self._received = 0
         self._stream_started = False
+
+    @classmethod
+    def _from_head(
+        cls,
+        head: Head,
+        url: str,
+        connection: Connection,
+        pool: Pool,
+        read_timeout: float | None,
+        max_decoded_size: int | None,
+    ) -> Response:
+        """A response whose body is still on ``connection`` (the client's
+        path: the same as ``__init__``, minus the work nobody may need)."""
+        self = cls.__new__(cls)
+        self.status, self.reason, self.http_version, self._raw_headers, encoding = head
+        self._headers = None
+        self.url = url
+        self.history = []
+        self.connection_id = connection.id
+        self.reused = connection.reused
+        self._conn = connection
+        self._pool = pool
+        self._read_timeout = read_timeout
+        self._max_decoded_size = max_decoded_size
+        self._content_encoding = encoding
+        self._content = None
+        self._received = 0
+        self._stream_started = False
+        return self
+
+    @property
+    def headers(self) -> Headers:
+        """The response headers (built on first access)."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = Headers._from_raw(self._raw_headers)
+        return headers
 
     # -- the body -------------------------------------------------------------
 

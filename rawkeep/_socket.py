@@ -11,10 +11,21 @@ OS says into rawkeep's errors:
   ``WriteTimeout``; a reset, a broken pipe or a TLS alert ->
   ``RemoteProtocolError`` (the peer went away in the middle of an exchange).
 
-Timeouts are per operation, as sockets implement them: ``read=5`` bounds
-each wait for bytes, not the whole response. The socket's timeout is cached
-so that switching between read and write timeouts costs a system call only
-when the value really changes.
+Timeouts
+--------
+Timeouts are per operation: ``read=5`` bounds each wait for bytes, not the
+whole response. Python's own socket timeout implements that with a
+``poll()`` before every ``recv`` and every ``send``: three system calls per
+small exchange where one each would do, and under threads each system call
+is a moment another thread can take the GIL. So on Linux a plain socket
+stays blocking and carries its timeouts in the kernel instead
+(``SO_RCVTIMEO`` for reads, ``SO_SNDTIMEO`` for writes; a blocked call
+fails with EAGAIN when its time is up): a read is one ``recv``, a write one
+``send``. The two options are separate, so alternating reads and writes
+costs nothing; a value is set again only when it changes. A timeout of 0
+("never wait") is a single call with ``MSG_DONTWAIT``. TLS sockets, and
+other systems, use Python's socket timeout (OpenSSL must see the socket as
+non-blocking to wait correctly).
 
 The idle probe
 --------------
@@ -38,6 +49,8 @@ import contextlib
 import os
 import select
 import socket
+import struct
+import sys
 import time
 from typing import TYPE_CHECKING, Final, TypeAlias
 
@@ -69,6 +82,29 @@ CertInput: TypeAlias = "str | tuple[str, str] | None"
 
 _HAS_POLL: Final = hasattr(select, "poll")
 
+#: Time plain sockets' reads and writes with SO_RCVTIMEO / SO_SNDTIMEO.
+#: Linux only: the option's ``struct timeval`` layout is known there.
+_KERNEL_TIMEOUTS: Final = sys.platform == "linux" and hasattr(socket, "SO_RCVTIMEO")
+
+#: recv/send flag for one call that must not block (a timeout of 0).
+_DONTWAIT: Final = getattr(socket, "MSG_DONTWAIT", 0)
+
+#: Longest kernel timeout set, in seconds (about 68 years): anything longer
+#: is "forever" in practice, and stays inside every ``time_t``.
+_MAX_KERNEL_TIMEOUT: Final = 2**31 - 1
+
+
+def _timeval(timeout: float | None) -> bytes:
+    """``timeout`` as the ``struct timeval`` SO_RCVTIMEO takes (Linux);
+    None is all zeros, which the kernel reads as "no timeout"."""
+    if timeout is None:
+        return _TIMEVAL.pack(0, 0)
+    micros = max(round(min(timeout, _MAX_KERNEL_TIMEOUT) * 1_000_000), 1)
+    return _TIMEVAL.pack(*divmod(micros, 1_000_000))
+
+
+_TIMEVAL: Final = struct.Struct("@ll")
+
 
 class Stream:
     """A connected socket (plain or TLS) with per-operation timeouts.
@@ -76,18 +112,29 @@ class Stream:
     Not thread-safe: one connection, one owner at a time (the pool's rule).
     """
 
-    __slots__ = ("_poller", "_sock", "_timeout", "tls_version")
+    __slots__ = ("_kernel", "_poller", "_read_timeout", "_sock", "_write_timeout", "tls_version")
 
     def __init__(self, sock: socket.socket, tls_version: str | None = None) -> None:
         self._sock = sock
-        self._timeout: float | None = sock.gettimeout()
-        self._poller: select.poll | None = None
         self.tls_version = tls_version
+        # Plain sockets on Linux time their reads and writes in the kernel
+        # (see "Timeouts" above); anything else uses Python's socket timeout.
+        self._kernel = _KERNEL_TIMEOUTS and tls_version is None
+        if self._kernel:
+            sock.settimeout(None)
+            self._read_timeout: float | None = None
+            self._write_timeout: float | None = None
+        else:
+            self._read_timeout = self._write_timeout = sock.gettimeout()
+        self._poller = select.poll() if _HAS_POLL else None
+        if self._poller is not None:
+            self._poller.register(sock, select.POLLIN | select.POLLPRI)
 
-    def _set_timeout(self, timeout: float | None) -> None:
-        if timeout != self._timeout:
+    def _python_timeout(self, timeout: float | None) -> None:
+        # One socket timeout serves both directions: both caches follow it.
+        if timeout != self._read_timeout or timeout != self._write_timeout:
             self._sock.settimeout(timeout)
-            self._timeout = timeout
+            self._read_timeout = self._write_timeout = timeout
 
     def send_all(self, data: bytes | bytearray | memoryview, timeout: float | None) -> None:
         """Send every byte of ``data``.
@@ -96,10 +143,17 @@ class Stream:
             WriteTimeout: the peer accepted nothing for ``timeout`` seconds.
             RemoteProtocolError: the connection was reset or closed.
         """
-        self._set_timeout(timeout)
+        flags = 0
+        if not self._kernel:
+            self._python_timeout(timeout)
+        elif timeout == 0:
+            flags = _DONTWAIT
+        elif timeout != self._write_timeout:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(timeout))
+            self._write_timeout = timeout
         try:
-            self._sock.sendall(data)
-        except TimeoutError as exc:
+            self._sock.sendall(data, flags)
+        except (TimeoutError, BlockingIOError) as exc:
             raise WriteTimeout(f"write timed out after {timeout} s") from exc
         except OSError as exc:
             raise RemoteProtocolError(f"connection lost while sending: {exc}") from exc
@@ -112,10 +166,17 @@ class Stream:
             ReadTimeout: nothing arrived for ``timeout`` seconds.
             RemoteProtocolError: the connection was reset.
         """
-        self._set_timeout(timeout)
+        flags = 0
+        if not self._kernel:
+            self._python_timeout(timeout)
+        elif timeout == 0:
+            flags = _DONTWAIT
+        elif timeout != self._read_timeout:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(timeout))
+            self._read_timeout = timeout
         try:
-            return self._sock.recv(size)
-        except TimeoutError as exc:
+            return self._sock.recv(size, flags)
+        except (TimeoutError, BlockingIOError) as exc:
             raise ReadTimeout(f"read timed out after {timeout} s") from exc
         except OSError as exc:
             raise RemoteProtocolError(f"connection lost while reading: {exc}") from exc
@@ -128,12 +189,9 @@ class Stream:
             return True
         if self.tls_version is not None and sock.pending():  # type: ignore[attr-defined]
             return True  # decrypted bytes wait inside the TLS object, unseen by poll
-        if _HAS_POLL:
+        if self._poller is not None:
             # poll, not select: select fails for descriptors above 1023,
             # which busy programs reach.
-            if self._poller is None:
-                self._poller = select.poll()
-                self._poller.register(sock, select.POLLIN | select.POLLPRI)
             return bool(self._poller.poll(timeout * 1000))
         readable, _, _ = select.select([sock], [], [], timeout)
         return bool(readable)
@@ -141,6 +199,10 @@ class Stream:
     def is_readable(self) -> bool:
         """Whether a read would not block: for an idle connection, that the
         peer closed or reset it, or sent bytes nobody asked for. Never blocks."""
+        if self._kernel and self._poller is not None:
+            # The pool's probe before every reuse, so the short way: one
+            # poll() (a closed descriptor reports POLLNVAL: readable too).
+            return bool(self._poller.poll(0))
         return self.wait_readable(0)
 
     def start_tls(
@@ -154,6 +216,11 @@ class Stream:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
+            if self._kernel:
+                # TLS waits with Python's timeouts; kernel ones would make a
+                # blocking handshake read fail with EAGAIN instead.
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(None))
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(None))
             return _start_tls(self._sock, context, server_hostname, deadline)
         except BaseException:
             self._sock.close()
