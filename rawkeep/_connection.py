@@ -107,6 +107,9 @@ class Head(NamedTuple):
 
 _HTTP_VERSIONS: Final = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
 
+#: ``expires_at`` of a connection no time-based rule will retire.
+_NEVER: Final = float("inf")
+
 #: h11 events are immutable; the one that ends every request body is shared.
 _END: Final = h11.EndOfMessage()
 
@@ -145,6 +148,7 @@ class Connection:
         "_body_left",
         "_body_read_size",
         "_direct",
+        "_finished",
         "_h11",
         "_head_bytes",
         "_head_read_size",
@@ -154,6 +158,7 @@ class Connection:
         "_stream",
         "close_reason",
         "created_at",
+        "expires_at",
         "id",
         "idle_since",
         "origin",
@@ -187,6 +192,9 @@ class Connection:
         self.tls_version = stream.tls_version
         self.state = ConnectionState.ACTIVE
         self.created_at = self.idle_since = time.monotonic()
+        #: While idle: when the first time-based expiry rule applies
+        #: (monotonic seconds), as ``expiry_reason`` last worked it out.
+        self.expires_at = _NEVER
         #: Completed request/response cycles.
         self.responses = 0
         #: The current request runs on a connection that served before.
@@ -210,6 +218,8 @@ class Connection:
         self._response_keep_alive = False
         #: The request just went out whole: read before asking h11.
         self._read_first = False
+        #: The current cycle ended (its response was read to the end).
+        self._finished = False
 
     # -- sending ------------------------------------------------------------
 
@@ -238,6 +248,7 @@ class Connection:
             WriteTimeout, ReadTimeout, RemoteProtocolError: from the socket.
         """
         self.response_started = False
+        self._finished = False
         self._head_bytes = 0
         self._read_first = False
         h11_conn = self._h11
@@ -326,7 +337,7 @@ class Connection:
     def receive_body(self, timeout: float | None) -> bytes | bytearray | None:
         """The next piece of the body, or ``None`` once it has all arrived.
 
-        When ``None`` is returned the cycle is finished and ``reusable`` /
+        When ``None`` is returned the cycle is finished and ``is_reusable`` /
         ``close_reason`` are final.
 
         Raises:
@@ -334,20 +345,28 @@ class Connection:
         """
         if self._direct:
             return self._receive_direct(timeout)
-        while True:
-            event = self._next_event(timeout, body=True)
-            if event is None:
-                return self._receive_direct(timeout)
-            if type(event) is h11.Data:
-                if event.data:
-                    if self._body_left is not None:
-                        self._body_left -= len(event.data)
-                    return event.data
-                continue
-            if type(event) is h11.EndOfMessage:
-                self._finish_cycle()
-                return None
-            raise RemoteProtocolError(f"unexpected {type(event).__name__} in body")
+        h11_conn = self._h11
+        try:
+            while True:
+                event = h11_conn.next_event()
+                kind = type(event)
+                if kind is h11.Data:
+                    data: bytes = event.data  # type: ignore[union-attr]
+                    if data:
+                        if self._body_left is not None:
+                            self._body_left -= len(data)
+                        return data
+                elif kind is h11.EndOfMessage:
+                    self._finish_cycle()
+                    return None
+                elif event is h11.NEED_DATA:
+                    if self._can_go_direct():
+                        return self._receive_direct(timeout)
+                    h11_conn.receive_data(self._stream.recv(self._body_read_size, timeout))
+                else:
+                    raise RemoteProtocolError(f"unexpected {kind.__name__} in body")
+        except h11.RemoteProtocolError as exc:
+            raise self._remote_error(exc) from exc
 
     # Large bodies past h11
     # ---------------------
@@ -389,14 +408,14 @@ class Connection:
 
     def _finish_direct(self) -> None:
         self.responses += 1
+        self._finished = True
         if self._h11.our_state is h11.DONE and self._response_keep_alive:
             self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head_size)
             return
         self.close_reason = self._why_not_reusable()
 
-    def _next_event(self, timeout: float | None, *, body: bool = False) -> h11.Event | None:
-        """h11's next event, reading from the socket as needed. With
-        ``body``, None when the rest of the body should be read directly."""
+    def _next_event(self, timeout: float | None) -> h11.Event:
+        """h11's next event up to the end of a head, reading as needed."""
         h11_conn = self._h11
         try:
             while True:
@@ -405,23 +424,20 @@ class Connection:
                     if event is h11.PAUSED:  # pragma: no cover - cycles always finish
                         raise RemoteProtocolError("connection paused mid-cycle")
                     return event  # type: ignore[return-value]
-                if not body:
-                    self._feed_head(timeout)
-                elif self._can_go_direct():
-                    return None
-                else:
-                    h11_conn.receive_data(self._stream.recv(self._body_read_size, timeout))
+                self._feed_head(timeout)
         except h11.RemoteProtocolError as exc:
-            if not self.response_started:
-                raise RemoteProtocolError(
-                    "server closed the connection without sending a response"
-                ) from exc
-            if exc.error_status_hint == 431:  # h11's "receive buffer too long"
-                raise RemoteProtocolError(
-                    "response head (or a chunk-size line) larger than"
-                    f" max_header_size={self._max_head_size} bytes"
-                ) from exc
-            raise RemoteProtocolError(f"malformed or truncated response: {exc}") from exc
+            raise self._remote_error(exc) from exc
+
+    def _remote_error(self, exc: h11.RemoteProtocolError) -> RemoteProtocolError:
+        """What to raise for h11's verdict on the server's bytes."""
+        if not self.response_started:
+            return RemoteProtocolError("server closed the connection without sending a response")
+        if exc.error_status_hint == 431:  # h11's "receive buffer too long"
+            return RemoteProtocolError(
+                "response head (or a chunk-size line) larger than"
+                f" max_header_size={self._max_head_size} bytes"
+            )
+        return RemoteProtocolError(f"malformed or truncated response: {exc}")
 
     def _feed_head(self, timeout: float | None) -> None:
         # Never more than the head limit at a time: what follows the head
@@ -497,20 +513,22 @@ class Connection:
 
     def _finish_cycle(self) -> None:
         self.responses += 1
+        self._finished = True
         h11_conn = self._h11
+        # Look at what h11 still holds, whatever the states say: bytes after
+        # the response (never valid from an HTTP/1.1 server we did not
+        # pipeline to), or the server's EOF already seen (a body delimited
+        # by the close: h11 would report it only on the next event).
+        leftover, closed = h11_conn.trailing_data
+        if self._response_keep_alive and not (leftover or closed):
+            try:
+                h11_conn.start_next_cycle()  # h11 checks both sides are DONE
+                return
+            except h11.LocalProtocolError:
+                pass  # our side asked to close, or never finished sending
         if h11_conn.our_state is h11.DONE and h11_conn.their_state is h11.DONE:
-            # Both sides are done, but look at what h11 still holds: a body
-            # delimited by the server closing (no Content-Length, not
-            # chunked) ended *because* of EOF, which h11 would report only on
-            # the next event; and bytes after the response (never valid from
-            # an HTTP/1.1 server we did not pipeline to) make it unusable too.
-            leftover, closed = h11_conn.trailing_data
-            if not (leftover or closed) and self._response_keep_alive:
-                h11_conn.start_next_cycle()
-                return
-            if not (leftover or closed):
-                self.close_reason = "error"  # conflicting framing, see _note_head
-                return
+            # h11 would reuse it; the bytes seen forbid it (or, with neither
+            # leftover nor EOF, the conflicting framing noted in _note_head).
             self.close_reason = "connection_close" if closed and not leftover else "error"
             return
         self.close_reason = self._why_not_reusable()
@@ -531,7 +549,7 @@ class Connection:
     @property
     def is_reusable(self) -> bool:
         """Whether the finished cycle left the connection fit for another."""
-        return self.close_reason is None and self._h11.our_state is h11.IDLE
+        return self._finished and self.close_reason is None
 
     # -- the pool's questions -------------------------------------------------
 
@@ -545,24 +563,33 @@ class Connection:
         """Which keep-alive rule, if any, forbids reusing this idle connection.
 
         The request-count and age rules come first: they are final. Of the
-        two idle limits, the one that is shorter names the reason.
+        two idle limits, the one that is shorter names the reason. When no
+        rule applies yet, ``expires_at`` is set to the moment the first of
+        the time rules will, so that the pool's check before each reuse is
+        one comparison.
         """
         if max_requests is not None and self.responses >= max_requests:
             return "max_requests"
         if self.server_requests_left is not None and self.server_requests_left <= 0:
             return "server_keep_alive"
-        if max_age is not None and now - self.created_at >= max_age:
-            return "max_age"
-        idle = now - self.idle_since
+        expires_at = _NEVER
+        if max_age is not None:
+            expires_at = self.created_at + max_age
+            if now >= expires_at:
+                return "max_age"
         server_limit = self.server_idle_limit
-        if (
-            server_limit is not None
-            and idle >= server_limit
-            and (idle_timeout is None or server_limit <= idle_timeout)
-        ):
-            return "server_keep_alive"
-        if idle_timeout is not None and idle >= idle_timeout:
-            return "idle_timeout"
+        reason: ExpiryReason
+        if server_limit is not None and (idle_timeout is None or server_limit <= idle_timeout):
+            limit: float | None = server_limit
+            reason = "server_keep_alive"
+        else:
+            limit = idle_timeout
+            reason = "idle_timeout"
+        if limit is not None:
+            if now - self.idle_since >= limit:
+                return reason
+            expires_at = min(expires_at, self.idle_since + limit)
+        self.expires_at = expires_at
         return None
 
     def is_stale(self) -> bool:

@@ -141,14 +141,28 @@ class Response:
             if self._content_encoding is not None:
                 self._content = b"".join(self.iter_bytes())
             else:
-                # Nothing to decode: read the pieces without the generators
-                # iteration needs (most bodies are small and arrive whole).
-                self._take_stream_started()
-                pieces = []
-                while (chunk := self._read_chunk()) is not None:
-                    pieces.append(chunk)
-                self._content = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+                self._content = self._read_rest()
         return self._content
+
+    def _read_rest(self) -> bytes:
+        """The undecoded body, read straight from the connection without the
+        generators iteration needs (most bodies are small and arrive whole)."""
+        self._take_stream_started()
+        conn = self._conn
+        assert conn is not None  # _take_stream_started checked it
+        timeout = self._read_timeout
+        pieces = []
+        try:
+            while (data := conn.receive_body(timeout)) is not None:
+                pieces.append(data)
+        except BaseException as exc:
+            self._fail(conn, exc)
+            raise
+        self._conn = None
+        self._give_back(conn, None)
+        content = bytes(pieces[0]) if len(pieces) == 1 else b"".join(pieces)
+        self._received += len(content)
+        return content
 
     def _read_or_close(self) -> None:
         """Read the body if it is small (at most 64 KiB); otherwise close.
@@ -263,11 +277,7 @@ class Response:
         try:
             data = conn.receive_body(self._read_timeout)
         except BaseException as exc:
-            self._conn = None
-            self._give_back(conn, "error")
-            if isinstance(exc, RawkeepError):
-                exc.origin = conn.origin_str
-                exc.connection_id = conn.id
+            self._fail(conn, exc)
             raise
         if data is None:
             self._conn = None
@@ -275,6 +285,14 @@ class Response:
             return None
         self._received += len(data)
         return data if type(data) is bytes else bytes(data)
+
+    def _fail(self, conn: Connection, exc: BaseException) -> None:
+        """Reading failed: close the connection, say which one in the error."""
+        self._conn = None
+        self._give_back(conn, "error")
+        if isinstance(exc, RawkeepError):
+            exc.origin = conn.origin_str
+            exc.connection_id = conn.id
 
     def _give_back(self, conn: Connection, reason: CloseReason | None) -> None:
         """Release ``conn`` to the pool, or close it for ``reason``."""

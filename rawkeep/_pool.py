@@ -19,7 +19,11 @@ Before reuse, three checks, cheapest first:
   1. Expiry rules, in memory: the client's ``idle_timeout``, the server's
      ``Keep-Alive: timeout`` less a margin and its ``max``, the client's
      ``max_requests_per_connection`` and ``max_connection_age``. An expired
-     connection is closed with that reason (``ConnectionExpired``).
+     connection is closed with that reason (``ConnectionExpired``). The
+     count rules are final when a connection comes back, so they are
+     applied then; the time rules come down to one moment, worked out on
+     release (``expires_at``), and taking a connection compares the clock
+     with it.
   2. The stale probe: one zero-timeout ``poll()``. An idle HTTP/1.1
      connection must never be readable; if it is, the server closed it (or
      sent bytes nobody asked for). It is closed unused
@@ -195,12 +199,12 @@ class Pool:
         deadline = None if pool_timeout is None else time.monotonic() + pool_timeout
         while True:
             conn, doomed, reserved = self._take_or_reserve(route, deadline, pool_timeout, fresh)
-            self._close_doomed(doomed)
+            if doomed:
+                self._close_doomed(doomed)
             if conn is not None:
                 if conn.is_stale():
                     self._drop(conn, "stale", stale=True)
                     continue
-                idle_for = time.monotonic() - conn.idle_since
                 conn.start_reuse()
                 if self._emitter.enabled:
                     self._emitter.emit(
@@ -208,7 +212,7 @@ class Pool:
                             connection_id=conn.id,
                             origin=conn.origin_str,
                             time=now(),
-                            idle_for=idle_for,
+                            idle_for=time.monotonic() - conn.idle_since,
                             responses=conn.responses,
                         )
                     )
@@ -239,9 +243,11 @@ class Pool:
                     self._sweep(mono, doomed)
                 while host.idle and not fresh:
                     conn = host.idle.pop()
-                    reason = conn.expiry_reason(
-                        mono, self._idle_timeout, self._max_requests, self._max_age
-                    )
+                    reason = None
+                    if mono >= conn.expires_at:
+                        reason = conn.expiry_reason(
+                            mono, self._idle_timeout, self._max_requests, self._max_age
+                        )
                     if reason is not None:
                         self._forget(host, conn)
                         doomed.append((conn, reason, True))
@@ -297,7 +303,7 @@ class Pool:
         """Expire idle connections of every route, oldest first."""
         self._last_sweep = mono
         for host in self._hosts.values():
-            while host.idle:
+            while host.idle and mono >= host.idle[0].expires_at:
                 reason = host.idle[0].expiry_reason(
                     mono, self._idle_timeout, self._max_requests, self._max_age
                 )
