@@ -1,10 +1,12 @@
-"""Per-operation timeouts on plain sockets, as the kernel keeps them.
+"""Plain sockets: timeouts kept by the kernel, and the idle probe.
 
 On Linux a plain connection's socket stays blocking and carries its read
 and write timeouts as SO_RCVTIMEO / SO_SNDTIMEO (one system call per read
 or write instead of a poll() before each). These tests pin down that every
 timeout still means what the docs say: a bound on each wait, changed per
-call, None for "wait forever", 0 for "never wait".
+call, None for "wait forever", 0 for "never wait". The idle probe
+(TCP_INFO on Linux TCP, poll() elsewhere) must see exactly what poll() sees:
+unread bytes, a FIN, a reset.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 import rawkeep
-from rawkeep._socket import Stream, connect
+from rawkeep._socket import Stream, connect, connect_unix
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="kernel timeouts are Linux-only")
 
@@ -143,3 +146,81 @@ def test_extreme_timeouts_are_accepted(pair: tuple[Stream, socket.socket], timeo
     stream, peer = pair
     peer.sendall(b"data")
     assert stream.recv(10, timeout) == b"data"
+
+
+# -- the idle probe -------------------------------------------------------------
+
+
+def _settle(predicate: Callable[[], bool]) -> bool:
+    """Wait (up to 5 s) for something the peer did to reach this socket."""
+    deadline = time.monotonic() + 5
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_probe_sees_nothing_on_a_quiet_connection(pair: tuple[Stream, socket.socket]) -> None:
+    stream, peer = pair
+    stream.send_all(b"request", 1.0)
+    peer.sendall(b"answer")
+    assert stream.recv(6, 1.0) == b"answer"  # everything that came was read
+    assert not stream.is_readable()
+
+
+def test_probe_sees_bytes_nobody_read(pair: tuple[Stream, socket.socket]) -> None:
+    stream, peer = pair
+    peer.sendall(b"unasked")
+    assert _settle(stream.is_readable)
+    assert stream.recv(3, 1.0) == b"una"
+    assert stream.is_readable()  # four bytes still wait
+    assert stream.recv(10, 1.0) == b"sked"
+    assert not stream.is_readable()
+
+
+def test_probe_sees_the_peer_close(pair: tuple[Stream, socket.socket]) -> None:
+    stream, peer = pair
+    peer.close()  # FIN
+    assert _settle(stream.is_readable)
+    assert stream.recv(10, 1.0) == b""
+
+
+def test_probe_sees_a_reset(pair: tuple[Stream, socket.socket]) -> None:
+    stream, peer = pair
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()  # RST
+    assert _settle(stream.is_readable)
+
+
+def test_probe_of_a_closed_stream_says_readable(pair: tuple[Stream, socket.socket]) -> None:
+    stream, _ = pair
+    stream.close()
+    assert stream.is_readable()
+
+
+@linux_only
+def test_plain_tcp_probe_is_tcp_info(pair: tuple[Stream, socket.socket]) -> None:
+    stream, peer = pair
+    assert stream._tcp_probe  # getsockopt: no GIL release, unlike poll()
+    peer.sendall(b"xy")
+    assert _settle(stream.is_readable)
+    assert stream._tcp_probe  # the kernel had the byte count: no fallback
+
+
+def test_unix_socket_probe_uses_poll(tmp_path: Path) -> None:
+    path = str(tmp_path / "s")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+    stream = connect_unix(path, timeout=5.0)
+    peer, _ = listener.accept()
+    try:
+        assert not stream._tcp_probe
+        assert not stream.is_readable()
+        peer.sendall(b"z")
+        assert _settle(stream.is_readable)
+    finally:
+        stream.close()
+        peer.close()
+        listener.close()
