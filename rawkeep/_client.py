@@ -247,16 +247,7 @@ class Client:
             RemoteProtocolError: the server broke the exchange.
         """
         response = self._send(
-            method,
-            url,
-            params=params,
-            headers=headers,
-            content=content,
-            json=json,
-            data=data,
-            auth=auth,
-            timeout=timeout,
-            follow_redirects=follow_redirects,
+            method, url, params, headers, content, json, data, auth, timeout, follow_redirects
         )
         try:
             response.read()
@@ -288,16 +279,7 @@ class Client:
         one closes the connection. Arguments and errors as for ``request``.
         """
         response = self._send(
-            method,
-            url,
-            params=params,
-            headers=headers,
-            content=content,
-            json=json,
-            data=data,
-            auth=auth,
-            timeout=timeout,
-            follow_redirects=follow_redirects,
+            method, url, params, headers, content, json, data, auth, timeout, follow_redirects
         )
         try:
             yield response
@@ -366,7 +348,6 @@ class Client:
         self,
         method: str,
         url: str,
-        *,
         params: QueryParams | None,
         headers: HeadersInput | None,
         content: Content | None,
@@ -484,7 +465,8 @@ class Client:
             if self._cookies is not None:
                 store_cookies(self._cookies, request.url, request.headers, response.headers)
             if not (follow and is_redirect(response)):
-                response.history = history
+                if history:
+                    response.history = history
                 return response
             try:
                 if len(history) >= self._max_redirects:
@@ -561,9 +543,10 @@ class Client:
             )
 
     def _send_once(self, conn: Connection, request: Request, limits: Timeout) -> Response:
+        body = request.body
         early = conn.send_request(
             request.h11_request,
-            request.body_chunks(),
+            body if body is None else request.body_chunks(),
             write_timeout=limits.write,
             read_timeout=limits.read,
             expect_continue=request.expects_continue,

@@ -147,9 +147,11 @@ class Response:
     def _read_rest(self) -> bytes:
         """The undecoded body, read straight from the connection without the
         generators iteration needs (most bodies are small and arrive whole)."""
-        self._take_stream_started()
         conn = self._conn
-        assert conn is not None  # _take_stream_started checked it
+        if self._stream_started or conn is None:
+            self._take_stream_started()  # raises the right RuntimeError
+        assert conn is not None
+        self._stream_started = True
         timeout = self._read_timeout
         pieces = []
         try:

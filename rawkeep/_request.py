@@ -54,6 +54,7 @@ class Request:
     __slots__ = (
         "_file_start",
         "body",
+        "expects_continue",
         "h11_request",
         "headers",
         "method",
@@ -85,6 +86,8 @@ class Request:
         proxied = route.proxy is not None and url.scheme == "http"
         target = url.absolute_target if proxied else url.target
         self.h11_request = _to_h11(method, target, headers)
+        #: The headers ask for ``Expect: 100-continue`` and there is a body.
+        self.expects_continue = _expects_continue(body, headers)
 
     def follow(self, method: str, url: URL, headers: Headers, route: Route) -> Request:
         """The request that follows a redirect: same body if the method is
@@ -94,6 +97,7 @@ class Request:
         if is_file_body(body):
             follow.body = body
             follow._file_start = self._file_start
+            follow.expects_continue = _expects_continue(body, headers)
         return follow
 
     @property
@@ -103,13 +107,6 @@ class Request:
         if body is None or isinstance(body, bytes):
             return True
         return self._file_start is not None
-
-    @property
-    def expects_continue(self) -> bool:
-        """The caller sent ``Expect: 100-continue`` (and there is a body)."""
-        return self.body is not None and (
-            self.headers.get("expect", "").strip().lower() == "100-continue"
-        )
 
     @property
     def is_idempotent(self) -> bool:
@@ -125,6 +122,10 @@ class Request:
                 body.seek(self._file_start)
             return _read_blocks(body)
         return body
+
+
+def _expects_continue(body: object, headers: Headers) -> bool:
+    return body is not None and headers.get("expect", "").strip().lower() == "100-continue"
 
 
 def _to_h11(method: str, target: str, headers: Headers) -> h11.Request:
