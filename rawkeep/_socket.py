@@ -47,8 +47,11 @@ the kernel has received more bytes than were ever read from the socket
 CPython releases the GIL around ``poll()`` and not around ``getsockopt``:
 with many threads sharing a client, every release before a reuse was a
 chance for a thread switch (measured: a fifth of the throughput of eight
-threads). TLS connections keep ``poll()``: their decrypted bytes and TLS
-records do not match the kernel's count.
+threads). A "stale" verdict is rare, and is confirmed with ``poll()``; if
+``poll()`` disagrees (an emulated or old kernel that fills TCP_INFO in
+differently), that stream goes back to ``poll()`` for good. TLS connections
+keep ``poll()``: their decrypted bytes and TLS records do not match the
+kernel's count.
 
 ``ssl`` is imported only when an https connection or context is first
 needed, so plain-http users do not pay its import time.
@@ -236,18 +239,25 @@ class Stream:
     def is_readable(self) -> bool:
         """Whether a read would not block: for an idle connection, that the
         peer closed or reset it, or sent bytes nobody asked for. Never blocks."""
-        if self._tcp_probe:
-            try:
-                info = self._sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_LEN)
-            except OSError:
-                return True  # closed here: as good as closed there
-            if len(info) >= _TCP_INFO_LEN:
-                # Anything but ESTABLISHED means a FIN or a reset came in;
-                # more bytes received than read means bytes are waiting.
-                received = _TCP_BYTES_RECEIVED.unpack_from(info, _TCP_BYTES_RECEIVED_AT)[0]
-                return info[0] != _TCP_ESTABLISHED or received != self._received
-            self._tcp_probe = False  # a kernel older than 4.1: poll from now on
-        return self.wait_readable(0)
+        if not self._tcp_probe:
+            return self.wait_readable(0)
+        try:
+            info = self._sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_LEN)
+        except OSError:
+            info = b""  # closed, or no TCP_INFO here: poll() will tell
+        if (
+            len(info) >= _TCP_INFO_LEN
+            and info[0] == _TCP_ESTABLISHED
+            and _TCP_BYTES_RECEIVED.unpack_from(info, _TCP_BYTES_RECEIVED_AT)[0] == self._received
+        ):
+            return False  # no FIN, no reset, nothing unread: the common case
+        # Stale by the kernel's word (or no word): rare, so confirm with
+        # poll(). Should poll() disagree, TCP_INFO is not what it claims to
+        # be here (an emulated kernel, a kernel before 4.1): poll from now on.
+        readable = self.wait_readable(0)
+        if not readable:
+            self._tcp_probe = False
+        return readable
 
     def start_tls(
         self, context: ssl.SSLContext, server_hostname: str, timeout: float | None

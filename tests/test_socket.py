@@ -224,3 +224,17 @@ def test_unix_socket_probe_uses_poll(tmp_path: Path) -> None:
         stream.close()
         peer.close()
         listener.close()
+
+
+@linux_only
+def test_probe_falls_back_to_poll_when_tcp_info_disagrees(
+    pair: tuple[Stream, socket.socket],
+) -> None:
+    stream, peer = pair
+    peer.sendall(b"abc")
+    assert stream.recv(3, 1.0) == b"abc"
+    stream._received = 0  # as if the kernel's count could not be trusted
+    assert not stream.is_readable()  # poll() was asked, and said no
+    assert not stream._tcp_probe  # ...so poll() answers from now on
+    peer.close()
+    assert _settle(stream.is_readable)
