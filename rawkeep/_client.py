@@ -39,7 +39,6 @@ from ._pool import Pool, PoolStats
 from ._proxy import ProxyConfig, open_tunnel
 from ._redirects import is_redirect, plan_redirect
 from ._request import Content, FormInput, Request, encode_body, merge_headers
-from ._socket import CertInput, VerifyInput, connect, connect_unix, make_ssl_context
 from ._timeout import (
     DEFAULT_TIMEOUT,
     USE_CLIENT_DEFAULT,
@@ -57,6 +56,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from http.cookiejar import CookieJar
     from types import TracebackType
+
+    from ._socket import CertInput, VerifyInput
 
 
 __all__ = ["Client"]
@@ -561,6 +562,10 @@ class Client:
     def _open_connection(
         self, route: Route, connection_id: int, connect_timeout: float | None
     ) -> Connection:
+        # Imported here, on the first connection: ``socket`` (and ``select``)
+        # cost an import of rawkeep about 2.5 ms that only I/O needs.
+        from ._socket import connect, connect_unix
+
         origin = route.origin
         context = self._get_ssl_context() if origin.scheme == "https" else None
         if self._uds is None and route.proxy is None:
@@ -595,6 +600,8 @@ class Client:
         # store costs milliseconds that plain-http users should not pay. A
         # race between two first connections builds it twice, harmlessly.
         if self._ssl_context is None:
+            from ._socket import make_ssl_context
+
             self._ssl_context = make_ssl_context(self._verify, self._cert)
         return self._ssl_context
 

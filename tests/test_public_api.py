@@ -186,6 +186,8 @@ def test_import_loads_only_stdlib_and_h11(loaded_modules: set[str]) -> None:
     assert not foreign, f"import rawkeep loaded non-stdlib modules: {foreign}"
 
 
-@pytest.mark.parametrize("module", ["ssl", "_ssl", "json", "http.cookiejar"])
+@pytest.mark.parametrize(
+    "module", ["ssl", "_ssl", "json", "http.cookiejar", "socket", "select", "logging"]
+)
 def test_import_does_not_load(loaded_modules: set[str], module: str) -> None:
     assert module not in loaded_modules
