@@ -49,6 +49,26 @@ class Response:
         reused: whether that connection had served an earlier response.
     """
 
+    __slots__ = (
+        "_conn",
+        "_content",
+        "_content_encoding",
+        "_headers",
+        "_max_decoded_size",
+        "_pool",
+        "_raw_headers",
+        "_read_timeout",
+        "_received",
+        "_stream_started",
+        "connection_id",
+        "history",
+        "http_version",
+        "reason",
+        "reused",
+        "status",
+        "url",
+    )
+
     def __init__(
         self,
         *,

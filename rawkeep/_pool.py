@@ -196,6 +196,10 @@ class Pool:
             ClientClosed: the pool was closed.
             ConnectError, ConnectTimeout, TLSError: opening failed.
         """
+        if not fresh:
+            conn = self._take_freshest(route)
+            if conn is not None:
+                return conn
         deadline = None if pool_timeout is None else time.monotonic() + pool_timeout
         while True:
             conn, doomed, reserved = self._take_or_reserve(route, deadline, pool_timeout, fresh)
@@ -207,18 +211,44 @@ class Pool:
                     continue
                 conn.start_reuse()
                 if self._emitter.enabled:
-                    self._emitter.emit(
-                        ConnectionReused(
-                            connection_id=conn.id,
-                            origin=conn.origin_str,
-                            time=now(),
-                            idle_for=time.monotonic() - conn.idle_since,
-                            responses=conn.responses,
-                        )
-                    )
+                    self._emit_reused(conn)
                 return conn
             if reserved:
                 return self._open_reserved(route, connect_timeout)
+
+    def _take_freshest(self, route: Route) -> Connection | None:
+        """The common case, in few steps: the route's most recently used idle
+        connection, unexpired and not stale, with no sweep due. None sends
+        the caller down the general path, which handles every other case."""
+        with self._lock:
+            host = self._hosts.get(route)
+            if host is None or not host.idle or self._closed:
+                return None
+            conn = host.idle[-1]
+            mono = time.monotonic()
+            if mono >= conn.expires_at or mono - self._last_sweep >= SWEEP_INTERVAL:
+                return None
+            host.idle.pop()
+            conn.state = ConnectionState.ACTIVE
+            host.active += 1
+        if conn.is_stale():
+            self._drop(conn, "stale", stale=True)
+            return None
+        conn.start_reuse()
+        if self._emitter.enabled:
+            self._emit_reused(conn)
+        return conn
+
+    def _emit_reused(self, conn: Connection) -> None:
+        self._emitter.emit(
+            ConnectionReused(
+                connection_id=conn.id,
+                origin=conn.origin_str,
+                time=now(),
+                idle_for=time.monotonic() - conn.idle_since,
+                responses=conn.responses,
+            )
+        )
 
     def _take_or_reserve(
         self,
