@@ -164,9 +164,7 @@ class Stream:
             self._write_timeout: float | None = None
         else:
             self._read_timeout = self._write_timeout = sock.gettimeout()
-        self._poller = select.poll() if _HAS_POLL else None
-        if self._poller is not None:
-            self._poller.register(sock, select.POLLIN | select.POLLPRI)
+        self._poller: select.poll | None = None  # made on the first wait
 
     def _python_timeout(self, timeout: float | None) -> None:
         # One socket timeout serves both directions: both caches follow it.
@@ -229,9 +227,12 @@ class Stream:
             return True
         if self.tls_version is not None and sock.pending():  # type: ignore[attr-defined]
             return True  # decrypted bytes wait inside the TLS object, unseen by poll
-        if self._poller is not None:
+        if _HAS_POLL:
             # poll, not select: select fails for descriptors above 1023,
             # which busy programs reach.
+            if self._poller is None:
+                self._poller = select.poll()
+                self._poller.register(sock, select.POLLIN | select.POLLPRI)
             return bool(self._poller.poll(timeout * 1000))
         readable, _, _ = select.select([sock], [], [], timeout)
         return bool(readable)
