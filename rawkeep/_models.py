@@ -50,6 +50,7 @@ class Response:
     """
 
     __slots__ = (
+        "__weakref__",
         "_conn",
         "_content",
         "_content_encoding",

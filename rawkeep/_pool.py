@@ -24,9 +24,10 @@ Before reuse, three checks, cheapest first:
      applied then; the time rules come down to one moment, worked out on
      release (``expires_at``), and taking a connection compares the clock
      with it.
-  2. The stale probe: one zero-timeout ``poll()``. An idle HTTP/1.1
-     connection must never be readable; if it is, the server closed it (or
-     sent bytes nobody asked for). It is closed unused
+  2. The stale probe: one zero-timeout ``poll()`` (on Linux TCP, one
+     ``getsockopt(TCP_INFO)``, the same verdict; see ``_socket``). An idle
+     HTTP/1.1 connection must never be readable; if it is, the server
+     closed it (or sent bytes nobody asked for). It is closed unused
      (``StaleConnectionDiscarded``) and the next candidate is tried.
   3. Nothing else: a close still in flight on the network can't be seen.
      That is the keep-alive race, which the client's retry rule covers
