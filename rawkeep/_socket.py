@@ -97,8 +97,11 @@ CertInput: TypeAlias = "str | tuple[str, str] | None"
 _HAS_POLL: Final = hasattr(select, "poll")
 
 #: Time plain sockets' reads and writes with SO_RCVTIMEO / SO_SNDTIMEO.
-#: Linux only: the option's ``struct timeval`` layout is known there.
-_KERNEL_TIMEOUTS: Final = sys.platform == "linux" and hasattr(socket, "SO_RCVTIMEO")
+#: 64-bit Linux only: there ``struct timeval`` is two longs of 8 bytes each
+#: (32-bit builds may use either of two layouts, so they keep Python's).
+_KERNEL_TIMEOUTS: Final = (
+    sys.platform == "linux" and hasattr(socket, "SO_RCVTIMEO") and struct.calcsize("@l") == 8
+)
 
 #: The idle probe by TCP_INFO (Linux ``struct tcp_info``, include/uapi/linux/tcp.h):
 #: its first byte is the TCP state, and ``tcpi_bytes_received`` (Linux 4.1+)
