@@ -19,8 +19,11 @@ When is a connection reusable?
   (h11 never reuses those, even with ``Connection: keep-alive``: HTTP/1.0
   keep-alive is an obsolete extension, RFC 9112 appendix C.2.2), or when the
   body's end could only be known by the server closing (a response with
-  neither Content-Length nor chunked framing). h11 works all of this out; we
-  ask it (both states DONE) and read the headers only to name the reason.
+  neither Content-Length nor chunked framing). For bodies h11 reads
+  (chunked, or until the close) we ask h11 (both states DONE); for
+  Content-Length bodies, which are counted here (see "Content-Length bodies
+  past h11" below), the same rules are applied to what h11 parsed: its
+  state on our side, the response's version and ``Connection`` header.
 
 The server's ``Keep-Alive`` header
   ``Keep-Alive: timeout=5, max=100`` (RFC 2068 section 19.7.1.1; never
@@ -71,13 +74,10 @@ READ_SIZE: Final = 64 * 1024
 #: sending an endless header block gets RemoteProtocolError, not our memory.
 MAX_HEAD_SIZE: Final = 64 * 1024
 
-#: A Content-Length body with more than this left to read once h11's buffer
-#: is empty is read straight from the socket (see ``receive_body``).
-DIRECT_MIN: Final = 64 * 1024
-
-#: Most bytes asked of the socket per direct body read. Loopback reads
-#: rarely return more; a larger request only costs a larger allocation.
-DIRECT_READ: Final = 256 * 1024
+#: Most bytes asked of the socket per read of a Content-Length body (read
+#: past h11, see ``receive_body``). Loopback reads rarely return more; a
+#: larger request only costs a larger allocation.
+BODY_READ: Final = 256 * 1024
 
 #: Bodies below this size are joined to the request head and sent in one
 #: write; larger ones go out in their own writes, never copied.
@@ -147,13 +147,17 @@ class Connection:
     __slots__ = (
         "_body_left",
         "_body_read_size",
-        "_direct",
+        "_early",
+        "_eof",
         "_finished",
         "_h11",
         "_head_bytes",
         "_head_read_size",
+        "_head_request",
         "_max_head_size",
+        "_past_end",
         "_read_first",
+        "_response_close",
         "_response_keep_alive",
         "_stream",
         "close_reason",
@@ -208,14 +212,20 @@ class Connection:
         #: more requests it accepts.
         self.server_idle_limit: float | None = None
         self.server_requests_left: int | None = None
-        #: Per response: bytes of a Content-Length body still to come (None
-        #: for other framings), whether the body is being read past h11,
-        #: and whether the response allows another exchange.
+        #: Per response: bytes of a counted body still to come (None for the
+        #: framings h11 reads: chunked, or until the server closes).
         self._body_left: int | None = None
         self._body_read_size = READ_SIZE
         self._head_bytes = 0  # bytes read before the final head was parsed
-        self._direct = False
+        #: For a counted body: what h11 read past the head, whether it had
+        #: seen the server close, whether bytes came past the body's end.
+        self._early = b""
+        self._eof = False
+        self._past_end = False
+        #: Why the response forbids another exchange (None: it allows one).
+        self._response_close: CloseReason | None = None
         self._response_keep_alive = False
+        self._head_request = False
         #: The request just went out whole: read before asking h11.
         self._read_first = False
         #: The current cycle ended (its response was read to the end).
@@ -251,6 +261,7 @@ class Connection:
         self._finished = False
         self._head_bytes = 0
         self._read_first = False
+        self._head_request = request.method == b"HEAD"
         h11_conn = self._h11
         try:
             head = h11_conn.send(request)
@@ -343,8 +354,9 @@ class Connection:
         Raises:
             ReadTimeout, RemoteProtocolError: truncated or malformed body.
         """
-        if self._direct:
-            return self._receive_direct(timeout)
+        if self._body_left is not None:
+            return self._receive_counted(timeout)
+        # Chunked, or delimited by the server closing: h11 parses it.
         h11_conn = self._h11
         try:
             while True:
@@ -353,52 +365,53 @@ class Connection:
                 if kind is h11.Data:
                     data: bytes = event.data  # type: ignore[union-attr]
                     if data:
-                        if self._body_left is not None:
-                            self._body_left -= len(data)
                         return data
                 elif kind is h11.EndOfMessage:
                     self._finish_cycle()
                     return None
                 elif event is h11.NEED_DATA:
-                    if self._can_go_direct():
-                        return self._receive_direct(timeout)
                     h11_conn.receive_data(self._stream.recv(self._body_read_size, timeout))
                 else:
                     raise RemoteProtocolError(f"unexpected {kind.__name__} in body")
         except h11.RemoteProtocolError as exc:
             raise self._remote_error(exc) from exc
 
-    # Large bodies past h11
-    # ---------------------
-    # Through h11, every received block is copied into its buffer, sliced out
-    # again as a Data event, and turned into bytes: three copies and a few
-    # microseconds of Python per block, which held downloads to about half
-    # of what the socket gives. A Content-Length body needs none of h11's
-    # parsing, only counting. So once h11's buffer is empty and more than
-    # DIRECT_MIN bytes are still to come, the rest is read straight from the
-    # socket, never past the body's end, one copy per block. h11, having
-    # seen the head only, can't finish that cycle; the connection gets a
-    # fresh h11 state machine instead, exactly what start_next_cycle would
-    # leave, provided both sides allow another exchange (h11's own rule:
-    # no "Connection: close" either way, HTTP/1.1).
+    # Content-Length bodies past h11
+    # ------------------------------
+    # A body of known length needs no parsing, only counting. Through h11,
+    # every block is copied into its buffer, sliced out again as a Data
+    # event and turned into bytes, and even a 13-byte body costs two more
+    # events and a start_next_cycle: about 8 us of Python per response,
+    # a fifth of a whole small request, and half the speed of the socket on
+    # large downloads. So once h11 has parsed and validated the head (and
+    # said, through its headers, that the framing is Content-Length), the
+    # body is taken here: first what h11 read past the head, then straight
+    # from the socket, never past the body's end. The length follows RFC
+    # 9112 section 6.3, as h11 applies it: no body at all for HEAD, 204 and
+    # 304, else the Content-Length. h11, having seen the head only, can't
+    # finish the cycle; when both sides allow another exchange the
+    # connection gets a fresh h11 state machine instead, exactly what
+    # start_next_cycle would leave.
 
-    def _can_go_direct(self) -> bool:
+    def _receive_counted(self, timeout: float | None) -> bytes | None:
         left = self._body_left
-        return (
-            left is not None
-            and left > DIRECT_MIN
-            and self._h11.our_state in (h11.DONE, h11.MUST_CLOSE)
-        )
-
-    def _receive_direct(self, timeout: float | None) -> bytes | None:
-        left = self._body_left
-        assert left is not None  # direct mode is only entered with a length
+        assert left is not None  # only called for counted bodies
+        early = self._early
+        if early:
+            # What the read of the head brought along: the body's start (or
+            # all of it), and, from a broken server, bytes past its end.
+            self._early = b""
+            if len(early) > left:
+                self._past_end = True
+                early = early[:left]
+            if early:
+                self._body_left = left - len(early)
+                return early
         if left == 0:
-            self._direct = False
-            self._finish_direct()
+            self._finish_counted()
             return None
-        self._direct = True
-        data = self._stream.recv(min(left, DIRECT_READ), timeout)
+        # (When h11 had already seen the server close, nothing more can come.)
+        data = b"" if self._eof else self._stream.recv(min(left, BODY_READ), timeout)
         if not data:
             raise RemoteProtocolError(
                 f"server closed the connection with {left} bytes of the body still to come"
@@ -406,13 +419,24 @@ class Connection:
         self._body_left = left - len(data)
         return data
 
-    def _finish_direct(self) -> None:
+    def _finish_counted(self) -> None:
+        """The counted body has ended: is the connection fit for another
+        exchange? The same verdicts, in the same order, as the h11 path."""
         self.responses += 1
         self._finished = True
-        if self._h11.our_state is h11.DONE and self._response_keep_alive:
+        our_state = self._h11.our_state
+        if our_state is h11.SEND_BODY:
+            self.close_reason = "early_response"
+        elif self._response_close is not None:
+            self.close_reason = self._response_close
+        elif our_state is not h11.DONE:
+            self.close_reason = "connection_close"  # our request said so
+        elif self._past_end:
+            self.close_reason = "error"
+        elif self._eof:
+            self.close_reason = "connection_close"
+        else:
             self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head_size)
-            return
-        self.close_reason = self._why_not_reusable()
 
     def _next_event(self, timeout: float | None) -> h11.Event:
         """h11's next event up to the end of a head, reading as needed."""
@@ -457,7 +481,7 @@ class Connection:
         raw = response.headers.raw_items()
         length = None
         chunked = False
-        close = response.http_version != b"1.1"
+        close = False
         keep_alive = []
         encoding = None
         for name, value in raw:
@@ -473,19 +497,31 @@ class Connection:
             elif name == b"content-encoding":
                 text = value.decode("latin-1")
                 encoding = text if encoding is None else f"{encoding}, {text}"
-        # h11 checked Content-Length is one number; chunked framing wins.
-        self._body_left = None if chunked or length is None else int(length)
-        if chunked and length is not None:
+        status = response.status_code
+        if self._head_request or status == 204 or status == 304:
+            self._body_left = 0  # no body, whatever the headers say
+        else:
+            # h11 checked Content-Length is one number; chunked wins.
+            self._body_left = None if chunked or length is None else int(length)
+        if response.http_version != b"1.1":
+            self._response_close = "http_1_0"
+        elif close:
+            self._response_close = "connection_close"
+        elif chunked and length is not None:
             # Both framings at once: chunked wins (RFC 9112 section 6.3), but
             # the message "ought to be handled as an error": read this body,
             # then never trust the connection with another.
-            close = True
+            self._response_close = "error"
+        else:
+            self._response_close = None
+        self._response_keep_alive = self._response_close is None
+        if self._body_left is not None:
+            self._early, self._eof = self._h11.trailing_data
+            self._past_end = False
         # Chunk-size lines and trailers are bounded by h11 only while they
         # are incomplete; reading no more than the limit at a time keeps a
         # complete one under twice the limit.
         self._body_read_size = min(READ_SIZE, self._max_head_size) if chunked else READ_SIZE
-        self._direct = False
-        self._response_keep_alive = not close
         if keep_alive:
             timeout, max_ = parse_keep_alive(keep_alive)
             if timeout is not None:
