@@ -376,6 +376,25 @@ class Connection:
         except h11.RemoteProtocolError as exc:
             raise self._remote_error(exc) from exc
 
+    def receive_rest(self, timeout: float | None) -> bytes:
+        """The rest of the body as one bytes object; the cycle is then
+        finished, as after ``receive_body`` returned ``None``.
+
+        Raises:
+            ReadTimeout, RemoteProtocolError: truncated or malformed body.
+        """
+        early = self._early
+        if self._body_left == len(early):
+            # The common case: a small body that came whole with the head.
+            self._early = b""
+            self._body_left = 0
+            self._finish_counted()
+            return early
+        pieces = []
+        while (data := self.receive_body(timeout)) is not None:
+            pieces.append(data)
+        return bytes(pieces[0]) if len(pieces) == 1 else b"".join(pieces)
+
     # Content-Length bodies past h11
     # ------------------------------
     # A body of known length needs no parsing, only counting. Through h11,

@@ -173,17 +173,13 @@ class Response:
             self._take_stream_started()  # raises the right RuntimeError
         assert conn is not None
         self._stream_started = True
-        timeout = self._read_timeout
-        pieces = []
         try:
-            while (data := conn.receive_body(timeout)) is not None:
-                pieces.append(data)
+            content = conn.receive_rest(self._read_timeout)
         except BaseException as exc:
             self._fail(conn, exc)
             raise
         self._conn = None
         self._give_back(conn, None)
-        content = bytes(pieces[0]) if len(pieces) == 1 else b"".join(pieces)
         self._received += len(content)
         return content
 
