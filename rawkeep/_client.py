@@ -551,6 +551,8 @@ class Client:
             write_timeout=limits.write,
             read_timeout=limits.read,
             expect_continue=request.expects_continue,
+            ends_with_head=request.ends_with_head,
+            asks_to_close=request.asks_to_close,
         )
         head = early if early is not None else conn.receive_head(limits.read)
         return Response._from_head(

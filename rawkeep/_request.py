@@ -53,7 +53,9 @@ class Request:
 
     __slots__ = (
         "_file_start",
+        "asks_to_close",
         "body",
+        "ends_with_head",
         "expects_continue",
         "h11_request",
         "headers",
@@ -88,6 +90,14 @@ class Request:
         self.h11_request = _to_h11(method, target, headers)
         #: The headers ask for ``Expect: 100-continue`` and there is a body.
         self.expects_continue = _expects_continue(body, headers)
+        #: Nothing follows the head: no body, no chunked framing.
+        self.ends_with_head = (body is None or body == b"") and "transfer-encoding" not in headers
+        #: The request says ``Connection: close`` (RFC 9112 section 9.6).
+        self.asks_to_close = any(
+            token.strip().lower() == "close"
+            for value in headers.get_all("connection")
+            for token in value.split(",")
+        )
 
     def follow(self, method: str, url: URL, headers: Headers, route: Route) -> Request:
         """The request that follows a redirect: same body if the method is
@@ -98,6 +108,7 @@ class Request:
             follow.body = body
             follow._file_start = self._file_start
             follow.expects_continue = _expects_continue(body, headers)
+            follow.ends_with_head = False
         return follow
 
     @property

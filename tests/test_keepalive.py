@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 from servers import faults
+from servers.h11server import fixed_body
+from servers.scripted import render_response
 
 import rawkeep
 
@@ -24,6 +26,10 @@ if TYPE_CHECKING:
 OPENED = ("ConnectionOpened", None)
 REUSED = ("ConnectionReused", None)
 STALE = ("StaleConnectionDiscarded", None)
+
+
+def fixed_body_bytes(size: int) -> bytes:
+    return bytes(i % 251 for i in range(size))  # what fixed_body() sends
 
 
 def expired(reason: str) -> tuple[str, str]:
@@ -238,6 +244,58 @@ def test_connection_close_from_request_is_not_reused(
     assert server.requests_per_connection() == [1, 1]
     assert server.requests[0].header("connection") == b"close"
     assert events.summary() == [OPENED, closed("connection_close"), OPENED]
+
+
+@pytest.mark.parametrize("value", ["close", "Close", "keep-alive, close"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["counted", "chunked"])
+def test_request_connection_close_ends_it_even_if_the_server_would_keep_it(
+    start_server: Callable[..., ScriptedServer],
+    client: rawkeep.Client,
+    events: EventRecorder,
+    value: str,
+    chunked: bool,
+) -> None:
+    # The verdict for a bodiless request comes from its own headers (its end
+    # is never told to h11 when the body is counted): a server that ignores
+    # the client's "close" must not make the connection reusable.
+    def deaf(conn: ServerConnection) -> None:
+        while conn.read_request() is not None:
+            conn.respond(render_response(200, b"ok", chunked=chunked))
+
+    server = start_server(deaf)
+    assert client.get(server.url, headers={"Connection": value}).content == b"ok"
+    assert client.get(server.url).content == b"ok"
+    assert server.requests_per_connection() == [1, 1]
+    assert events.summary() == [OPENED, closed("connection_close"), OPENED]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["counted", "chunked"])
+@pytest.mark.parametrize("method", ["GET", "HEAD", "DELETE", "POST"])
+def test_bodiless_requests_keep_the_connection_whatever_the_framing(
+    start_keepalive_server: Callable[..., ScriptedServer],
+    client: rawkeep.Client,
+    events: EventRecorder,
+    chunked: bool,
+    method: str,
+) -> None:
+    server = start_keepalive_server(respond=fixed_body(100, chunked=chunked))
+    for _ in range(3):
+        response = client.request(method, server.url)
+        assert response.content == (b"" if method == "HEAD" else fixed_body_bytes(100))
+    assert server.accepted == 1
+    assert events.summary() == [OPENED, REUSED, REUSED]
+
+
+def test_bodiless_request_with_chunked_framing_sends_its_last_chunk(
+    server: ScriptedServer, client: rawkeep.Client, events: EventRecorder
+) -> None:
+    # Transfer-Encoding: chunked and no content: the head is not the whole
+    # request, the empty last chunk must follow (the server waits for it).
+    for _ in range(2):
+        response = client.get(server.url, headers={"Transfer-Encoding": "chunked"})
+        assert response.status == 200
+    assert [r.raw.endswith(b"\r\n\r\n0\r\n\r\n") for r in server.requests] == [True, True]
+    assert events.summary() == [OPENED, REUSED]
 
 
 def test_server_max_requests_answers_connection_close(
