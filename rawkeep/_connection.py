@@ -64,10 +64,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection", "ConnectionState", "Head", "server_timeout_margin"]
 
-#: Bytes asked of the socket per read through h11 (heads, small and chunked
-#: bodies). Each read gets a new bytes object of what arrived: an idle
-#: connection holds no read buffer (it would cost 64 KiB per pooled
-#: connection), and h11 copies the bytes into its own buffer anyway.
+#: Bytes asked of the socket per read through h11 (heads, and the bodies
+#: h11 reads: chunked, or until the server closes). Each read gets a new
+#: bytes object of what arrived: an idle connection holds no read buffer (it
+#: would cost 64 KiB per pooled connection), and h11 copies the bytes into
+#: its own buffer anyway.
 READ_SIZE: Final = 64 * 1024
 
 #: Most bytes of response head h11 will buffer before giving up: a server
