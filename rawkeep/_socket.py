@@ -22,10 +22,11 @@ stays blocking and carries its timeouts in the kernel instead
 (``SO_RCVTIMEO`` for reads, ``SO_SNDTIMEO`` for writes; a blocked call
 fails with EAGAIN when its time is up): a read is one ``recv``, a write one
 ``send``. The two options are separate, so alternating reads and writes
-costs nothing; a value is set again only when it changes. A timeout of 0
-("never wait") is a single call with ``MSG_DONTWAIT``. TLS sockets, and
-other systems, use Python's socket timeout (OpenSSL must see the socket as
-non-blocking to wait correctly).
+costs nothing; a value is set again only when it changes. A write that
+does not fit in the socket buffer at once goes on against one deadline, as
+with Python's ``sendall``. A timeout of 0 ("never wait") is a single call
+with ``MSG_DONTWAIT``. TLS sockets, and other systems, use Python's socket
+timeout (OpenSSL must see the socket as non-blocking to wait correctly).
 
 The idle probe
 --------------
@@ -176,26 +177,45 @@ class Stream:
             self._read_timeout = self._write_timeout = timeout
 
     def send_all(self, data: bytes | bytearray | memoryview, timeout: float | None) -> None:
-        """Send every byte of ``data``.
+        """Send every byte of ``data`` within ``timeout`` seconds.
 
         Raises:
-            WriteTimeout: the peer accepted nothing for ``timeout`` seconds.
+            WriteTimeout: the peer did not take it all in ``timeout`` seconds.
             RemoteProtocolError: the connection was reset or closed.
         """
-        flags = 0
-        if not self._kernel:
-            self._python_timeout(timeout)
-        elif timeout == 0:
-            flags = _DONTWAIT
-        elif timeout != self._write_timeout:
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(timeout))
-            self._write_timeout = timeout
         try:
-            self._sock.sendall(data, flags)
+            if not self._kernel:
+                self._python_timeout(timeout)
+                self._sock.sendall(data)
+            elif timeout is None or timeout == 0:
+                self._set_write_timeout(None)
+                self._sock.sendall(data, 0 if timeout is None else _DONTWAIT)
+            else:
+                self._set_write_timeout(timeout)
+                start = time.monotonic()
+                sent = self._sock.send(data)  # most writes fit in the socket buffer
+                if sent < len(data):
+                    self._send_rest(memoryview(data)[sent:], start + timeout)
         except (TimeoutError, BlockingIOError) as exc:
             raise WriteTimeout(f"write timed out after {timeout} s") from exc
         except OSError as exc:
             raise RemoteProtocolError(f"connection lost while sending: {exc}") from exc
+
+    def _send_rest(self, view: memoryview, deadline: float) -> None:
+        """Send the rest before ``deadline``. As with Python's ``sendall``,
+        the limit is for the whole write, not for each ``send``: a peer that
+        takes a few bytes at a time must not stretch it."""
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self._set_write_timeout(left)
+            view = view[self._sock.send(view) :]
+
+    def _set_write_timeout(self, timeout: float | None) -> None:
+        if timeout != self._write_timeout:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(timeout))
+            self._write_timeout = timeout
 
     def recv(self, size: int, timeout: float | None) -> bytes:
         """Read up to ``size`` bytes into a new bytes object; b"" means the

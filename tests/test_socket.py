@@ -11,6 +11,7 @@ unread bytes, a FIN, a reset.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import sys
@@ -238,3 +239,50 @@ def test_probe_falls_back_to_poll_when_tcp_info_disagrees(
     assert not stream._tcp_probe  # ...so poll() answers from now on
     peer.close()
     assert _settle(stream.is_readable)
+
+
+def test_write_timeout_bounds_the_whole_write_against_a_trickling_peer(
+    pair: tuple[Stream, socket.socket],
+) -> None:
+    # The peer takes 64 KiB every 50 ms: every single send makes progress,
+    # but 16 MiB would take seconds. The limit is for the whole write.
+    stream, peer = pair
+    done = threading.Event()
+
+    def trickle() -> None:
+        peer.settimeout(5.0)
+        with contextlib.suppress(OSError):
+            while not done.is_set():
+                if not peer.recv(64 * 1024):
+                    return
+                time.sleep(0.05)
+
+    reader = threading.Thread(target=trickle)
+    reader.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(rawkeep.WriteTimeout):
+            stream.send_all(bytes(16 * 1024 * 1024), 0.5)
+        assert time.monotonic() - started < 2.0
+    finally:
+        done.set()
+        stream.close()
+        reader.join(10)
+
+
+def test_a_write_that_fits_is_not_slowed_by_its_timeout(
+    pair: tuple[Stream, socket.socket],
+) -> None:
+    stream, peer = pair
+    received = bytearray()
+
+    def drain() -> None:
+        peer.settimeout(5.0)
+        while len(received) < 4 * 1024 * 1024:
+            received.extend(peer.recv(1024 * 1024))
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    stream.send_all(bytes(range(256)) * 16384, 5.0)  # 4 MiB, more than one send
+    reader.join(10)
+    assert bytes(received) == bytes(range(256)) * 16384
