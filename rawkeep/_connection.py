@@ -161,7 +161,6 @@ class Connection:
         "_past_end",
         "_read_first",
         "_response_close",
-        "_response_keep_alive",
         "_stream",
         "close_reason",
         "created_at",
@@ -227,7 +226,6 @@ class Connection:
         self._past_end = False
         #: Why the response forbids another exchange (None: it allows one).
         self._response_close: CloseReason | None = None
-        self._response_keep_alive = False
         self._head_request = False
         #: A bodiless request went out without h11's EndOfMessage, and
         #: whether it asked to close (see "The end of a bodiless request").
@@ -568,7 +566,6 @@ class Connection:
             self._response_close = "error"
         else:
             self._response_close = None
-        self._response_keep_alive = self._response_close is None
         if self._body_left is not None:
             self._early, self._eof = self._h11.trailing_data
             self._past_end = False
@@ -613,7 +610,7 @@ class Connection:
         # pipeline to), or the server's EOF already seen (a body delimited
         # by the close: h11 would report it only on the next event).
         leftover, closed = h11_conn.trailing_data
-        if self._response_keep_alive and not (leftover or closed):
+        if self._response_close is None and not (leftover or closed):
             try:
                 h11_conn.start_next_cycle()  # h11 checks both sides are DONE
                 return
