@@ -544,10 +544,9 @@ class Client:
             )
 
     def _send_once(self, conn: Connection, request: Request, limits: Timeout) -> Response:
-        body = request.body
         early = conn.send_request(
             request.h11_request,
-            body if body is None else request.body_chunks(),
+            request.body_chunks(),
             write_timeout=limits.write,
             read_timeout=limits.read,
             expect_continue=request.expects_continue,
