@@ -64,22 +64,27 @@ def report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--requests", type=int, default=20000)
-    parser.add_argument("--downloads", type=int, default=10)
+    parser.add_argument("--requests", type=int, default=20000, help="0 skips the small GETs")
+    parser.add_argument("--downloads", type=int, default=10, help="0 skips the downloads")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--sort", choices=("own", "cumulative"), default="own")
     args = parser.parse_args()
+    if args.requests < 0 or args.downloads < 0:
+        parser.error("--requests and --downloads must be 0 or more")
     with Nginx() as server, rawkeep.Client() as client:
         small, big = server.url("/small"), server.url("/big.bin")
-        small_gets(client, small, 1000)  # warm-up
-        start = time.perf_counter()
-        small_gets(client, small, args.requests)
-        plain = (time.perf_counter() - start) / args.requests * 1e6
-        profile = cProfile.Profile()
-        profile.runcall(small_gets, client, small, args.requests)
-        print(f"## small GET: {plain:.1f} us/request unprofiled; profiled, per request:\n")
-        report(profile, args.requests, "us", 1e6, args.top, args.sort)
-
+        if args.requests:
+            small_gets(client, small, 1000)  # warm-up
+            start = time.perf_counter()
+            small_gets(client, small, args.requests)
+            plain = (time.perf_counter() - start) / args.requests * 1e6
+            profile = cProfile.Profile()
+            profile.runcall(small_gets, client, small, args.requests)
+            print(f"## small GET: {plain:.1f} us/request unprofiled; profiled, per request:\n")
+            report(profile, args.requests, "us", 1e6, args.top, args.sort)
+        if not args.downloads:
+            print(f"\nconnections opened: {client.pool_stats().opened}")
+            return
         downloads(client, big, 1)
         start = time.perf_counter()
         downloads(client, big, args.downloads)
