@@ -199,7 +199,7 @@ class Pool:
         """
         if not fresh:
             conn = self._take_freshest(route)
-            if conn is not None:
+            if conn is not None and self._reuse(conn):
                 return conn
         deadline = None if pool_timeout is None else time.monotonic() + pool_timeout
         while True:
@@ -207,20 +207,16 @@ class Pool:
             if doomed:
                 self._close_doomed(doomed)
             if conn is not None:
-                if conn.is_stale():
-                    self._drop(conn, "stale", stale=True)
-                    continue
-                conn.start_reuse()
-                if self._emitter.enabled:
-                    self._emit_reused(conn)
-                return conn
+                if self._reuse(conn):
+                    return conn
+                continue
             if reserved:
                 return self._open_reserved(route, connect_timeout)
 
     def _take_freshest(self, route: Route) -> Connection | None:
         """The common case, in few steps: the route's most recently used idle
-        connection, unexpired and not stale, with no sweep due. None sends
-        the caller down the general path, which handles every other case."""
+        connection, unexpired, with no sweep due. None sends the caller down
+        the general path, which handles every other case."""
         with self._lock:
             host = self._hosts.get(route)
             if host is None or not host.idle or self._closed:
@@ -232,24 +228,26 @@ class Pool:
             host.idle.pop()
             conn.state = ConnectionState.ACTIVE
             host.active += 1
-        if conn.is_stale():
-            self._drop(conn, "stale", stale=True)
-            return None
-        conn.start_reuse()
-        if self._emitter.enabled:
-            self._emit_reused(conn)
         return conn
 
-    def _emit_reused(self, conn: Connection) -> None:
-        self._emitter.emit(
-            ConnectionReused(
-                connection_id=conn.id,
-                origin=conn.origin_str,
-                time=now(),
-                idle_for=time.monotonic() - conn.idle_since,
-                responses=conn.responses,
+    def _reuse(self, conn: Connection) -> bool:
+        """Outside the lock, for an idle connection just taken: probe it;
+        a stale one is discarded (False), a live one is handed out."""
+        if conn.is_stale():
+            self._drop(conn, "stale", stale=True)
+            return False
+        conn.start_reuse()
+        if self._emitter.enabled:
+            self._emitter.emit(
+                ConnectionReused(
+                    connection_id=conn.id,
+                    origin=conn.origin_str,
+                    time=now(),
+                    idle_for=time.monotonic() - conn.idle_since,
+                    responses=conn.responses,
+                )
             )
-        )
+        return True
 
     def _take_or_reserve(
         self,

@@ -122,6 +122,9 @@ _DONTWAIT: Final = getattr(socket, "MSG_DONTWAIT", 0)
 #: is "forever" in practice, and stays inside every ``time_t``.
 _MAX_KERNEL_TIMEOUT: Final = 2**31 - 1
 
+#: ``struct timeval`` on 64-bit Linux: seconds, microseconds.
+_TIMEVAL: Final = struct.Struct("@ll")
+
 
 def _timeval(timeout: float | None) -> bytes:
     """``timeout`` as the ``struct timeval`` SO_RCVTIMEO takes (Linux);
@@ -130,9 +133,6 @@ def _timeval(timeout: float | None) -> bytes:
         return _TIMEVAL.pack(0, 0)
     micros = max(round(min(timeout, _MAX_KERNEL_TIMEOUT) * 1_000_000), 1)
     return _TIMEVAL.pack(*divmod(micros, 1_000_000))
-
-
-_TIMEVAL: Final = struct.Struct("@ll")
 
 
 class Stream:
