@@ -60,6 +60,7 @@ from ._events import (
     ConnectionOpened,
     ConnectionReused,
     Emitter,
+    Event,
     StaleConnectionDiscarded,
     now,
 )
@@ -197,21 +198,48 @@ class Pool:
             ClientClosed: the pool was closed.
             ConnectError, ConnectTimeout, TLSError: opening failed.
         """
+        events: list[Event] | None = [] if self._emitter.enabled else None
+        try:
+            conn = self._acquire(route, pool_timeout, connect_timeout, fresh, events)
+        except BaseException:
+            if events:
+                self._emit_all(events)  # what happened before the failure
+            raise
+        if events:
+            # The callback runs last, when every socket that had to close is
+            # closed and the connection is counted as ours: whatever it
+            # raises (a KeyboardInterrupt included), the connection is
+            # closed and its slot freed before the exception goes on.
+            try:
+                self._emit_all(events)
+            except BaseException:
+                self.discard(conn)
+                raise
+        return conn
+
+    def _acquire(
+        self,
+        route: Route,
+        pool_timeout: float | None,
+        connect_timeout: float | None,
+        fresh: bool,
+        events: list[Event] | None,
+    ) -> Connection:
         if not fresh:
             conn = self._take_freshest(route)
-            if conn is not None and self._reuse(conn):
+            if conn is not None and self._reuse(conn, events):
                 return conn
         deadline = None if pool_timeout is None else time.monotonic() + pool_timeout
         while True:
             conn, doomed, reserved = self._take_or_reserve(route, deadline, pool_timeout, fresh)
             if doomed:
-                self._close_doomed(doomed)
+                self._close_doomed(doomed, events)
             if conn is not None:
-                if self._reuse(conn):
+                if self._reuse(conn, events):
                     return conn
                 continue
             if reserved:
-                return self._open_reserved(route, connect_timeout)
+                return self._open_reserved(route, connect_timeout, events)
 
     def _take_freshest(self, route: Route) -> Connection | None:
         """The common case, in few steps: the route's most recently used idle
@@ -230,15 +258,17 @@ class Pool:
             host.active += 1
         return conn
 
-    def _reuse(self, conn: Connection) -> bool:
+    def _reuse(self, conn: Connection, events: list[Event] | None) -> bool:
         """Outside the lock, for an idle connection just taken: probe it;
         a stale one is discarded (False), a live one is handed out."""
         if conn.is_stale():
-            self._drop(conn, "stale", stale=True)
+            event = self._retire(conn, "stale", stale=True)
+            if events is not None and event is not None:
+                events.append(event)
             return False
         conn.start_reuse()
-        if self._emitter.enabled:
-            self._emitter.emit(
+        if events is not None:
+            events.append(
                 ConnectionReused(
                     connection_id=conn.id,
                     origin=conn.origin_str,
@@ -349,7 +379,9 @@ class Pool:
         self._open -= 1
         conn.state = ConnectionState.CLOSED
 
-    def _open_reserved(self, route: Route, connect_timeout: float | None) -> Connection:
+    def _open_reserved(
+        self, route: Route, connect_timeout: float | None, events: list[Event] | None
+    ) -> Connection:
         connection_id = next(self._ids)
         started = time.monotonic()
         try:
@@ -367,8 +399,8 @@ class Pool:
             host = self._hosts[route]
             host.active += 1
             host.opened += 1
-        if self._emitter.enabled:
-            self._emitter.emit(
+        if events is not None:
+            events.append(
                 ConnectionOpened(
                     connection_id=connection_id,
                     origin=conn.origin_str,
@@ -412,17 +444,21 @@ class Pool:
             if self._waiters:
                 self._cond.notify_all()
         if close_reason is not None:
-            self._close_doomed([(conn, close_reason, expired)])
+            self._close_and_emit([(conn, close_reason, expired)])
 
     def discard(self, conn: Connection, reason: CloseReason = "error") -> None:
         """Close a connection that can't be reused (a failure, an unread
         body) and free its slot. Idempotent for an already closed one."""
-        self._drop(conn, reason, stale=False)
+        event = self._retire(conn, reason, stale=False)
+        if event is not None:
+            self._emit_all([event])
 
-    def _drop(self, conn: Connection, reason: str, *, stale: bool) -> None:
+    def _retire(self, conn: Connection, reason: str, *, stale: bool) -> Event | None:
+        """Free the slot of an active connection and close it; the event
+        that says so, when someone listens (the caller emits it)."""
         with self._lock:
             if conn.state is not ConnectionState.ACTIVE:
-                return  # already given back: never count a connection twice
+                return None  # already given back: never count a connection twice
             host = self._hosts[conn.route]
             host.active -= 1
             host.open -= 1
@@ -435,40 +471,47 @@ class Pool:
                 self._cond.notify_all()
         conn.close()
         if not self._emitter.enabled:
-            return
+            return None
         if stale:
-            event_stale = StaleConnectionDiscarded(
+            return StaleConnectionDiscarded(
                 connection_id=conn.id, origin=conn.origin_str, time=now()
             )
-            self._emitter.emit(event_stale)
-        else:
-            self._emit_closed(conn, reason, expired=False)
+        return _closed_event(conn, reason, expired=False)
 
-    def _close_doomed(self, doomed: list[_Doomed]) -> None:
-        for conn, reason, expired in doomed:
+    def _close_doomed(self, doomed: list[_Doomed], events: list[Event] | None) -> None:
+        """Close connections already taken out of the books; their events go
+        to ``events`` (None: nobody listens)."""
+        for conn, _, _ in doomed:
             conn.close()
-            if self._emitter.enabled:
-                self._emit_closed(conn, reason, expired=expired)
+        if events is not None:
+            events.extend(
+                _closed_event(conn, why, expired=expired) for conn, why, expired in doomed
+            )
 
-    def _emit_closed(self, conn: Connection, reason: str, *, expired: bool) -> None:
-        if expired:
-            self._emitter.emit(
-                ConnectionExpired(
-                    connection_id=conn.id,
-                    origin=conn.origin_str,
-                    time=now(),
-                    reason=_as_expiry(reason),
-                )
-            )
-        else:
-            self._emitter.emit(
-                ConnectionClosed(
-                    connection_id=conn.id,
-                    origin=conn.origin_str,
-                    time=now(),
-                    reason=_as_close(reason),
-                )
-            )
+    def _close_and_emit(self, doomed: list[_Doomed]) -> None:
+        events: list[Event] | None = [] if self._emitter.enabled else None
+        self._close_doomed(doomed, events)
+        if events:
+            self._emit_all(events)
+
+    def _emit_all(self, events: list[Event]) -> None:
+        """Deliver events in order, each one whatever the callback raised for
+        the one before; the first exception that escaped the emitter (a
+        ``BaseException``: it logs the others) is raised after the last.
+
+        Called only when the pool's books and sockets are final, so a
+        KeyboardInterrupt in a callback can't leave a slot taken or a
+        socket open, and every connection still gets its closing event.
+        """
+        first: BaseException | None = None
+        for event in events:
+            try:
+                self._emitter.emit(event)
+            except BaseException as exc:  # noqa: PERF203 - each event is delivered
+                if first is None:
+                    first = exc
+        if first is not None:
+            raise first
 
     # -- the whole pool ---------------------------------------------------------
 
@@ -484,7 +527,7 @@ class Pool:
                     self._forget(host, conn)
                     doomed.append((conn, "client_closed", False))
             self._cond.notify_all()
-        self._close_doomed(doomed)
+        self._close_and_emit(doomed)
 
     @property
     def is_closed(self) -> bool:
@@ -502,6 +545,17 @@ class Pool:
             active=sum(s.active for s in per_host.values()),
             per_host=per_host,
         )
+
+
+def _closed_event(conn: Connection, reason: str, *, expired: bool) -> Event:
+    """The event that ends ``conn``'s life: expired by a rule, or closed."""
+    if expired:
+        return ConnectionExpired(
+            connection_id=conn.id, origin=conn.origin_str, time=now(), reason=_as_expiry(reason)
+        )
+    return ConnectionClosed(
+        connection_id=conn.id, origin=conn.origin_str, time=now(), reason=_as_close(reason)
+    )
 
 
 def _as_expiry(reason: str) -> ExpiryReason:
