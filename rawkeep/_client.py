@@ -494,6 +494,7 @@ class Client:
                 pool_timeout=limits.pool,
                 connect_timeout=limits.connect,
                 fresh=attempt > 0,
+                retryable=request.is_retryable,
             )
             try:
                 return self._send_once(conn, request, limits)

@@ -48,11 +48,11 @@ from __future__ import annotations
 
 import enum
 import time
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple, cast
 
 import h11
 
-from ._exceptions import LocalProtocolError, RawkeepError, RemoteProtocolError
+from ._exceptions import LocalProtocolError, RawkeepError, ReadTimeout, RemoteProtocolError
 from ._headers import parse_keep_alive
 
 if TYPE_CHECKING:
@@ -88,6 +88,11 @@ SMALL_BODY: Final = 64 * 1024
 #: answering early (413) is noticed between blocks, not after 64 MiB.
 SEND_BLOCK: Final = 256 * 1024
 
+#: Most interim (1xx) responses accepted before the final one. Servers send
+#: one or two (100 Continue, 103 Early Hints); 102 Processing comes every
+#: few seconds of a long operation, which the read timeout bounds anyway.
+MAX_INTERIM_RESPONSES: Final = 32
+
 #: Seconds to wait for "100 Continue" before sending the body anyway
 #: (RFC 9110 section 10.1.1 lets a client stop waiting; curl waits 1 s).
 EXPECT_CONTINUE_TIMEOUT: Final = 1.0
@@ -105,8 +110,6 @@ class Head(NamedTuple):
     #: The Content-Encoding header, the one the body path needs.
     content_encoding: str | None
 
-
-_HTTP_VERSIONS: Final = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
 
 #: ``expires_at`` of a connection no time-based rule will retire.
 _NEVER: Final = float("inf")
@@ -155,8 +158,10 @@ class Connection:
         "_finished",
         "_h11",
         "_head_bytes",
+        "_head_deadline",
         "_head_read_size",
         "_head_request",
+        "_interim",
         "_max_head_size",
         "_past_end",
         "_read_first",
@@ -219,6 +224,9 @@ class Connection:
         self._body_left: int | None = None
         self._body_read_size = READ_SIZE
         self._head_bytes = 0  # bytes read before the final head was parsed
+        self._interim = 0  # interim (1xx) responses before the final head
+        #: When the wait for the final head must end (monotonic seconds).
+        self._head_deadline: float | None = None
         #: For a counted body: what h11 read past the head, whether it had
         #: seen the server close, whether bytes came past the body's end.
         self._early = b""
@@ -271,6 +279,7 @@ class Connection:
         self.response_started = False
         self._finished = False
         self._head_bytes = 0
+        self._interim = 0
         self._read_first = False
         self._end_untold = False
         self._head_request = request.method == b"HEAD"
@@ -339,11 +348,13 @@ class Connection:
         (100 Continue came, or nothing came within EXPECT_CONTINUE_TIMEOUT,
         RFC 9110 section 10.1.1), or the final response that refused it."""
         deadline = time.monotonic() + EXPECT_CONTINUE_TIMEOUT
+        self._head_deadline = None if read_timeout is None else deadline + read_timeout
         while self._stream.wait_readable(max(deadline - time.monotonic(), 0.0)):
             event = self._next_event(read_timeout)
             if type(event) is h11.Response:
                 return self._note_head(event)
-            if type(event) is h11.InformationalResponse and event.status_code == 100:
+            self._note_interim(event)
+            if cast("h11.InformationalResponse", event).status_code == 100:
                 return None
         return None
 
@@ -359,9 +370,15 @@ class Connection:
     def receive_head(self, timeout: float | None) -> Head:
         """Read up to the final response head; 1xx responses are skipped.
 
+        ``timeout`` bounds the wait for the final head as a whole, however
+        the server spreads it out: interim responses (``102 Processing``
+        every few seconds) and heads sent a few bytes at a time don't
+        restart it, so no server can hold a request here for longer.
+
         Raises:
             ReadTimeout, RemoteProtocolError.
         """
+        self._head_deadline = None if timeout is None else time.monotonic() + timeout
         if self._read_first:
             # The request went out in one piece and h11 holds no bytes yet,
             # so asking it for an event first would only say NEED_DATA.
@@ -371,8 +388,21 @@ class Connection:
             event = self._next_event(timeout)
             if type(event) is h11.Response:
                 return self._note_head(event)
-            if type(event) is not h11.InformationalResponse:
-                raise RemoteProtocolError(f"unexpected {type(event).__name__} before response")
+            self._note_interim(event)
+
+    def _note_interim(self, event: h11.Event) -> None:
+        """Count an interim (1xx) response against the head's bounds: their
+        number, and their bytes with the final head's (``max_header_size``),
+        checked as each arrives rather than after a flood."""
+        if type(event) is not h11.InformationalResponse:
+            raise RemoteProtocolError(f"unexpected {type(event).__name__} before the response")
+        self._interim += 1
+        if self._interim > MAX_INTERIM_RESPONSES:
+            raise RemoteProtocolError(
+                f"more than {MAX_INTERIM_RESPONSES} interim (1xx) responses before the final one"
+            )
+        if self._head_bytes > self._max_head_size:
+            self._check_head_size()
 
     def receive_body(self, timeout: float | None) -> bytes | bytearray | None:
         """The next piece of the body, or ``None`` once it has all arrived.
@@ -403,7 +433,7 @@ class Connection:
                 else:
                     raise RemoteProtocolError(f"unexpected {kind.__name__} in body")
         except h11.RemoteProtocolError as exc:
-            raise self._remote_error(exc) from exc
+            raise self._remote_error(exc, "body") from exc
 
     def receive_rest(self, timeout: float | None) -> bytes:
         """The rest of the body as one bytes object; the cycle is then
@@ -502,10 +532,11 @@ class Connection:
                     return event  # type: ignore[return-value]
                 self._feed_head(timeout)
         except h11.RemoteProtocolError as exc:
-            raise self._remote_error(exc) from exc
+            raise self._remote_error(exc, "head") from exc
 
-    def _remote_error(self, exc: h11.RemoteProtocolError) -> RemoteProtocolError:
-        """What to raise for h11's verdict on the server's bytes."""
+    def _remote_error(self, exc: h11.RemoteProtocolError, part: str) -> RemoteProtocolError:
+        """What to raise for h11's verdict on the server's bytes, in words
+        about the response (h11's own speak of roles and states)."""
         if not self.response_started:
             return RemoteProtocolError("server closed the connection without sending a response")
         if exc.error_status_hint == 431:  # h11's "receive buffer too long"
@@ -513,16 +544,75 @@ class Connection:
                 "response head (or a chunk-size line) larger than"
                 f" max_header_size={self._max_head_size} bytes"
             )
-        return RemoteProtocolError(f"malformed or truncated response: {exc}")
+        closed = self._h11.trailing_data[1]
+        if part == "head":
+            if closed:
+                after = ""
+                if self._interim:
+                    after = f" after {self._interim} interim (1xx) response"
+                    after += "s" if self._interim > 1 else ""
+                return RemoteProtocolError(
+                    f"server closed the connection{after} before the response head was complete"
+                )
+            return RemoteProtocolError(f"malformed response head: {_h11_words(exc)}")
+        if closed:
+            return RemoteProtocolError(
+                "server closed the connection before the response body was complete"
+            )
+        return RemoteProtocolError(f"malformed response body: {_h11_words(exc)}")
 
     def _feed_head(self, timeout: float | None) -> None:
         # Never more than the head limit at a time: what follows the head
         # (a chunk-size line) must meet h11's bound too.
-        data = self._stream.recv(self._head_read_size, timeout)
+        if self._head_bytes == 0:
+            data = self._stream.recv(self._head_read_size, timeout)
+        else:
+            data = self._recv_more_head(timeout)
+        if not self.response_started:
+            if data.startswith(b"HTTP/"):
+                self.response_started = True
+            elif data:
+                self._check_first_bytes(data)
         self._head_bytes += len(data)
-        if data:
-            self.response_started = True
         self._h11.receive_data(data)  # b"" tells h11 the peer closed
+
+    def _recv_more_head(self, timeout: float | None) -> bytes:
+        """A later read of the same head: within what is left of the time
+        the whole head may take (see ``receive_head``)."""
+        deadline = self._head_deadline
+        if deadline is None:
+            return self._stream.recv(self._head_read_size, timeout)
+        left = deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise ReadTimeout("no time left")
+            return self._stream.recv(self._head_read_size, left)
+        except ReadTimeout as exc:
+            raise ReadTimeout(
+                f"the response head did not arrive whole within read={timeout} s"
+                f" ({self._interim} interim responses, {self._head_bytes} bytes so far)"
+            ) from exc
+
+    def _check_first_bytes(self, data: bytes) -> None:
+        """The first bytes after a request must begin a status line
+        ("HTTP/", RFC 9112 section 4; h11 takes no blank line before it).
+        Anything else belongs to no response of ours: on a reused
+        connection, the rest of an earlier response the server got wrong
+        (a body after a HEAD response, a Content-Length too small), so the
+        connection was out of step before the request went out. Raised
+        with ``response_started`` still false: for the retry rule this is
+        the keep-alive race, and the request was not answered."""
+        if b"HTTP/".startswith(data):  # the start of one, cut short
+            self.response_started = True
+            return
+        if self.reused:
+            raise RemoteProtocolError(
+                f"connection out of step: {len(data)} bytes that belong to no response"
+                f" ({_excerpt(data)}) arrived before the response"
+            )
+        raise RemoteProtocolError(
+            f"the response does not begin with a status line: {_excerpt(data)}"
+        )
 
     def _note_head(self, response: h11.Response) -> Head:
         """Build the head the caller gets, and take from it, in one pass over
@@ -555,7 +645,9 @@ class Connection:
         else:
             # h11 checked Content-Length is one number; chunked wins.
             self._body_left = None if chunked or length is None else int(length)
-        if response.http_version != b"1.1":
+        version = response.http_version
+        version_text = "HTTP/1.1" if version == b"1.1" else self._check_version(version)
+        if version < b"1.1":
             self._response_close = "http_1_0"
         elif close:
             self._response_close = "connection_close"
@@ -582,10 +674,26 @@ class Connection:
         return Head(
             response.status_code,
             response.reason.decode("latin-1"),
-            _HTTP_VERSIONS.get(response.http_version, "HTTP/1.1"),
+            version_text,
             raw,
             encoding,
         )
+
+    @staticmethod
+    def _check_version(version: bytes) -> str:
+        """The version as reported, for a status line not HTTP/1.1.
+
+        Only HTTP/1.x can answer an HTTP/1.1 request (RFC 9110 section
+        6.2): HTTP/2.0 or HTTP/0.9 in a status line is a broken server. A
+        higher 1.x minor (HTTP/1.9) is read as 1.1, the highest we know,
+        as that section says, but reported as the server wrote it.
+        """
+        if not version.startswith(b"1."):
+            raise RemoteProtocolError(
+                f"the server answered with HTTP/{version.decode('ascii')},"
+                " which can't answer an HTTP/1.1 request"
+            )
+        return "HTTP/" + version.decode("ascii")
 
     def _check_head_size(self) -> None:
         """Refuse a response head larger than the limit even when it arrived
@@ -682,6 +790,24 @@ class Connection:
         self.expires_at = expires_at
         return None
 
+    def carries_unretryable(self) -> bool:
+        """Whether this idle connection may carry a request that can't be
+        sent again (a POST, a streamed body) if it turns out to be broken.
+
+        Not after a response to HEAD. A HEAD response announces a body it
+        doesn't carry, and a server that gets this wrong (an application
+        writing the body anyway, behind a server that passes it on) leaves
+        that body on the connection. Arriving with the response it is
+        caught at once (bytes past the response's end: the connection is
+        closed); arriving later, it is caught by the probe before reuse or
+        by the first bytes of the next response, which then can't begin a
+        status line. Those bytes prove the request went out on a
+        connection out of step, so a request that can be retried is, and
+        only the others need keeping away. Closing after every HEAD (as
+        some clients do) would cost every correct server a handshake.
+        """
+        return not self._head_request
+
     def is_stale(self) -> bool:
         """Whether the idle connection was closed by the peer (or holds bytes
         nobody asked for). Never blocks. See ``_socket`` for why this works."""
@@ -709,3 +835,19 @@ def _blocks(body: bytes | Iterable[bytes] | None) -> Iterable[bytes | memoryview
         view = memoryview(body)
         return (view[i : i + SEND_BLOCK] for i in range(0, len(body), SEND_BLOCK))
     return (chunk for chunk in body if chunk)
+
+
+def _excerpt(data: bytes) -> str:
+    """The start of some unexpected bytes, for an error message."""
+    return repr(data[:32]) + ("..." if len(data) > 32 else "")
+
+
+def _h11_words(exc: h11.RemoteProtocolError) -> str:
+    """h11's description of a parse error, with its buffer types' reprs
+    (``bytearray(b'...')``) shown as plain bytes."""
+    text = str(exc)
+    if "bytearray(" in text:
+        import re  # only on this error path
+
+        text = re.sub(r"bytearray\((b(['\"]).*?\2)\)", r"\1", text)
+    return text

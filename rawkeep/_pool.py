@@ -184,6 +184,7 @@ class Pool:
         pool_timeout: float | None,
         connect_timeout: float | None,
         fresh: bool = False,
+        retryable: bool = True,
     ) -> Connection:
         """A connection to ``route``: an idle one that passes its checks,
         else a new one once the limits allow.
@@ -193,6 +194,11 @@ class Pool:
         server may be closing); at the limit, the route's own longest-idle
         connection is closed to make room.
 
+        ``retryable=False`` says the request can't be sent again if the
+        connection turns out dead or out of step: it skips idle connections
+        that are riskier than a fresh one (``Connection.carries_unretryable``)
+        and leaves them to requests that can be retried.
+
         Raises:
             PoolTimeout: the limits stayed reached for ``pool_timeout`` s.
             ClientClosed: the pool was closed.
@@ -200,7 +206,11 @@ class Pool:
         """
         events: list[Event] | None = [] if self._emitter.enabled else None
         try:
-            conn = self._acquire(route, pool_timeout, connect_timeout, fresh, events)
+            conn = None if fresh else self._take_freshest(route, retryable)
+            if conn is None or not self._reuse(conn, events):
+                conn = self._checkout(
+                    route, pool_timeout, connect_timeout, fresh, retryable, events
+                )
         except BaseException:
             if events:
                 self._emit_all(events)  # what happened before the failure
@@ -217,21 +227,21 @@ class Pool:
                 raise
         return conn
 
-    def _acquire(
+    def _checkout(
         self,
         route: Route,
         pool_timeout: float | None,
         connect_timeout: float | None,
         fresh: bool,
+        retryable: bool,
         events: list[Event] | None,
     ) -> Connection:
-        if not fresh:
-            conn = self._take_freshest(route)
-            if conn is not None and self._reuse(conn, events):
-                return conn
+        """The general path: expiry, the sweep, limits, waiting, opening."""
         deadline = None if pool_timeout is None else time.monotonic() + pool_timeout
         while True:
-            conn, doomed, reserved = self._take_or_reserve(route, deadline, pool_timeout, fresh)
+            conn, doomed, reserved = self._take_or_reserve(
+                route, deadline, pool_timeout, fresh, retryable
+            )
             if doomed:
                 self._close_doomed(doomed, events)
             if conn is not None:
@@ -241,7 +251,7 @@ class Pool:
             if reserved:
                 return self._open_reserved(route, connect_timeout, events)
 
-    def _take_freshest(self, route: Route) -> Connection | None:
+    def _take_freshest(self, route: Route, retryable: bool) -> Connection | None:
         """The common case, in few steps: the route's most recently used idle
         connection, unexpired, with no sweep due. None sends the caller down
         the general path, which handles every other case."""
@@ -252,6 +262,8 @@ class Pool:
             conn = host.idle[-1]
             mono = time.monotonic()
             if mono >= conn.expires_at or mono - self._last_sweep >= SWEEP_INTERVAL:
+                return None
+            if not (retryable or conn.carries_unretryable()):
                 return None
             host.idle.pop()
             conn.state = ConnectionState.ACTIVE
@@ -285,6 +297,7 @@ class Pool:
         deadline: float | None,
         pool_timeout: float | None,
         fresh: bool,
+        retryable: bool,
     ) -> tuple[Connection | None, list[_Doomed], bool]:
         """Under the lock: pop a live idle connection, or reserve a slot for a
         new one, or wait. Returns early with connections to close, if any,
@@ -300,25 +313,17 @@ class Pool:
                 mono = time.monotonic()
                 if mono - self._last_sweep >= SWEEP_INTERVAL:
                     self._sweep(mono, doomed)
-                while host.idle and not fresh:
-                    conn = host.idle.pop()
-                    reason = None
-                    if mono >= conn.expires_at:
-                        reason = conn.expiry_reason(
-                            mono, self._idle_timeout, self._max_requests, self._max_age
-                        )
-                    if reason is not None:
-                        self._forget(host, conn)
-                        doomed.append((conn, reason, True))
-                        continue
-                    conn.state = ConnectionState.ACTIVE
-                    host.active += 1
-                    return conn, doomed, False
+                if not fresh:
+                    conn = self._pop_idle(host, mono, doomed, retryable)
+                    if conn is not None:
+                        return conn, doomed, False
                 if self._has_room(host):
                     host.open += 1
                     self._open += 1
                     return None, doomed, True
-                if self._evict_for(route, host, doomed, fresh) or doomed:
+                # Idle connections of this route left now are of no use to
+                # this request (fresh, or riskier than it may take).
+                if self._evict_for(route, host, doomed, fresh or not retryable) or doomed:
                     return None, doomed, False
                 remaining = None if deadline is None else deadline - mono
                 if remaining is not None and remaining <= 0:
@@ -331,6 +336,35 @@ class Pool:
                     self._cond.wait(remaining)
                 finally:
                     self._waiters -= 1
+
+    def _pop_idle(
+        self, host: _Host, mono: float, doomed: list[_Doomed], retryable: bool
+    ) -> Connection | None:
+        """Under the lock: the route's freshest idle connection that no rule
+        retires and that may carry this request. Expired ones on the way are
+        added to ``doomed``; ones passed over stay idle, in their order."""
+        passed_over: list[Connection] = []
+        found = None
+        while host.idle:
+            conn = host.idle.pop()
+            reason = None
+            if mono >= conn.expires_at:
+                reason = conn.expiry_reason(
+                    mono, self._idle_timeout, self._max_requests, self._max_age
+                )
+            if reason is not None:
+                self._forget(host, conn)
+                doomed.append((conn, reason, True))
+            elif retryable or conn.carries_unretryable():
+                found = conn
+                break
+            else:
+                passed_over.append(conn)
+        host.idle.extend(reversed(passed_over))
+        if found is not None:
+            found.state = ConnectionState.ACTIVE
+            host.active += 1
+        return found
 
     def _has_room(self, host: _Host) -> bool:
         if self._max_per_host is not None and host.open >= self._max_per_host:

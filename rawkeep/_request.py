@@ -59,6 +59,7 @@ class Request:
         "expects_continue",
         "h11_request",
         "headers",
+        "is_retryable",
         "method",
         "route",
         "url",
@@ -83,6 +84,10 @@ class Request:
         self._file_start: int | None = None
         if is_file_body(body):
             self._file_start = _tell(body)
+        #: The keep-alive race may send it again (RFC 9112 section 9.3.1):
+        #: an idempotent method with a body that can be replayed. Kept, as
+        #: the pool asks for every request.
+        self.is_retryable = method in IDEMPOTENT_METHODS and self.is_replayable
         # A forward proxy gets http:// targets in absolute form; everything
         # else (direct, or inside a CONNECT tunnel) in origin form.
         proxied = route.proxy is not None and url.scheme == "http"
@@ -107,6 +112,7 @@ class Request:
         if is_file_body(body):
             follow.body = body
             follow._file_start = self._file_start
+            follow.is_retryable = follow.is_idempotent and follow.is_replayable
             follow.expects_continue = _expects_continue(body, headers)
             follow.ends_with_head = False
         return follow
