@@ -1,7 +1,9 @@
-"""The public surface: API.md's names, their docs, py.typed, import cost.
+"""The public surface: its names, their docs, py.typed, import cost.
 
-The names are read from API.md itself (``<repo>/../shared/API.md``), so the
-contract and this test cannot drift apart silently.
+The contract is ``PUBLIC_NAMES`` below. Three places must agree on it:
+this set, ``rawkeep.__all__`` and docs/api.md (its summary table and one
+section or entry per name), so none of them can drift from the others
+silently.
 """
 
 from __future__ import annotations
@@ -19,20 +21,20 @@ import pytest
 import rawkeep
 
 REPO = Path(__file__).resolve().parents[1]
-API_MD = REPO.parent / "shared" / "API.md"
+API_DOC = REPO / "docs" / "api.md"
 
-#: The names API.md lists, for when API.md is not next to the clone (e.g. a
-#: packaged sdist). test_fallback_matches_api_md keeps this list honest
-#: wherever API.md is present.
-FALLBACK_NAMES = frozenset(
+#: Every public name rawkeep provides, besides ``__version__``. Adding or
+#: removing one means changing this set, ``rawkeep.__all__`` and docs/api.md
+#: together. (``AsyncClient`` joins the list with the issue that builds it.)
+PUBLIC_NAMES = frozenset(
     {
-        # client and what it returns
+        # the client and what it returns
         "Client",
         "Response",
         "Headers",
         "Timeout",
         "PoolStats",
-        # events
+        # lifecycle events
         "Event",
         "ConnectionOpened",
         "ConnectionReused",
@@ -60,40 +62,50 @@ FALLBACK_NAMES = frozenset(
     }
 )
 
-# Backticked CapWords that are Python constants, not rawkeep names.
-_NOT_NAMES = frozenset({"None", "True", "False"})
+#: The contract as ``__all__`` and docs/api.md spell it: with ``__version__``.
+EXPORTED = PUBLIC_NAMES | {"__version__"}
 
 
-def names_in_api_md(text: str) -> frozenset[str]:
-    """Every public name API.md mentions.
-
-    Two spellings occur: qualified (``rawkeep.Timeout``) and, in the Events,
-    Response and Exceptions sections, a bare class name in backticks
-    (```ConnectionOpened```).
-    """
-    qualified = re.findall(r"\brawkeep\.([A-Za-z_]\w*)", text)
-    bare = re.findall(r"`([A-Z][A-Za-z0-9]*)`", text)
-    return frozenset(qualified + bare) - _NOT_NAMES
-
-
-def api_names() -> frozenset[str]:
-    if API_MD.is_file():
-        return names_in_api_md(API_MD.read_text(encoding="utf-8"))
-    return FALLBACK_NAMES
+def _table_names(text: str) -> list[str]:
+    """The backticked names in the second column of api.md's summary table."""
+    lines = text.splitlines()
+    header = lines.index("| group | names |")
+    names: list[str] = []
+    for line in lines[header + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        names.extend(re.findall(r"`(\w+)`", cells[1]))
+    return names
 
 
-API_NAMES = sorted(api_names())
+def _section_names(text: str) -> list[str]:
+    """Names with a section (``## `Client` ``) or an entry (``**`Event`**``)."""
+    headings = re.findall(r"^## `(\w+)`$", text, flags=re.MULTILINE)
+    entries = re.findall(r"^\*\*`(\w+)`\*\*", text, flags=re.MULTILINE)
+    return headings + entries
 
 
-def test_fallback_matches_api_md() -> None:
-    if not API_MD.is_file():
-        pytest.skip(f"{API_MD} not found; using the hard-coded list")
-    assert names_in_api_md(API_MD.read_text(encoding="utf-8")) == FALLBACK_NAMES
+def _diff(found: list[str] | set[str], where: str) -> str:
+    missing = sorted(EXPORTED - set(found))
+    extra = sorted(set(found) - EXPORTED)
+    return f"{where}: missing {missing}, not in the contract {extra}"
 
 
-def test_all_contains_every_api_name() -> None:
-    missing = set(API_NAMES) - set(rawkeep.__all__)
-    assert not missing, f"in API.md but not in rawkeep.__all__: {sorted(missing)}"
+def test_all_is_the_contract() -> None:
+    assert set(rawkeep.__all__) == EXPORTED, _diff(set(rawkeep.__all__), "rawkeep.__all__")
+
+
+def test_api_doc_table_lists_the_contract() -> None:
+    names = _table_names(API_DOC.read_text(encoding="utf-8"))
+    assert len(names) == len(set(names)), f"listed twice: {sorted(names)}"
+    assert set(names) == EXPORTED, _diff(names, "docs/api.md table")
+
+
+def test_api_doc_documents_every_name_once() -> None:
+    names = _section_names(API_DOC.read_text(encoding="utf-8"))
+    assert len(names) == len(set(names)), f"documented twice: {sorted(names)}"
+    assert set(names) == EXPORTED, _diff(names, "docs/api.md sections")
 
 
 def test_all_has_no_duplicates_and_every_entry_exists() -> None:
@@ -116,7 +128,7 @@ def test_version_is_a_string() -> None:
 
 def test_importable_and_documented() -> None:
     problems = []
-    for name in API_NAMES:
+    for name in sorted(PUBLIC_NAMES):
         namespace: dict[str, object] = {}
         exec(f"from rawkeep import {name}", namespace)
         obj = namespace[name]
