@@ -26,7 +26,7 @@ from servers import faults
 from servers.h11server import Reply, echo_token, fixed_body
 from servers.scripted import render_response
 
-from rawkeep._cli import ExitCode
+from rawkeep._app.cli import ExitCode
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -538,7 +538,7 @@ def test_version() -> None:
 
 def test_import_rawkeep_does_not_load_the_command_line() -> None:
     code = "import sys, rawkeep; print(sorted(m for m in ('argparse', 'json',"
-    code += " 'rawkeep._cli', 'rawkeep._demo') if m in sys.modules))"
+    code += " 'rawkeep._app', 'rawkeep._app.cli') if m in sys.modules))"
     result = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -565,7 +565,7 @@ def test_http_1_0_response_is_not_reused(start_server: StartServer) -> None:
 
 
 def test_main_returns_the_exit_code_in_process(capsys: pytest.CaptureFixture[str]) -> None:
-    from rawkeep._cli import main
+    from rawkeep._app.cli import main
 
     assert main(["--version"]) == ExitCode.OK
     assert main(["-H", "bad", "http://127.0.0.1:9/"]) == ExitCode.USAGE

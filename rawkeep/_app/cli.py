@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Final, NoReturn, TypedDict
 from urllib.parse import unquote
 
-from ._client import Client
-from ._exceptions import (
+from .._client import Client
+from .._exceptions import (
     ConnectError,
     ConnectTimeout,
     DecodingError,
@@ -42,18 +42,18 @@ from ._exceptions import (
     TLSError,
     TooManyRedirects,
 )
-from ._story import Progress, Story, Trace
-from ._timeout import Timeout
-from ._url import URL
-from ._version import __version__
+from .._timeout import Timeout
+from .._url import URL
+from .._version import __version__
+from .story import Progress, Story, Trace
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ._events import (
+    from .._events import (
         Event,
     )
-    from ._models import Response
+    from .._models import Response
 
 __all__ = ["ExitCode", "build_parser", "main"]
 
@@ -451,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["demo"]:
-        from ._demo import main as demo_main
+        from .demo import main as demo_main
 
         return demo_main(arguments[1:])
     try:

@@ -20,16 +20,16 @@ import textwrap
 import time
 from typing import IO, TYPE_CHECKING, Final
 
-from ._cli import ExitCode
-from ._client import Client
-from ._demo_server import Behaviour, DemoServer
-from ._exceptions import RawkeepError, RemoteProtocolError
-from ._story import Story, duration
+from .._client import Client
+from .._exceptions import RawkeepError, RemoteProtocolError
+from .cli import ExitCode
+from .labserver import Behaviour, DemoServer
+from .story import Story, duration
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ._models import Response
+    from .._models import Response
 
 __all__ = ["main"]
 

@@ -12,7 +12,7 @@ import json
 import time
 from typing import IO, TYPE_CHECKING, Final
 
-from ._events import (
+from .._events import (
     ConnectionClosed,
     ConnectionExpired,
     ConnectionOpened,
@@ -21,12 +21,12 @@ from ._events import (
     RequestRetried,
     StaleConnectionDiscarded,
 )
-from ._headers import parse_keep_alive
-from ._url import URL
+from .._headers import parse_keep_alive
+from .._url import URL
 
 if TYPE_CHECKING:
-    from ._client import Client
-    from ._models import Response
+    from .._client import Client
+    from .._models import Response
 
 __all__ = ["Progress", "Story", "Trace", "duration"]
 
