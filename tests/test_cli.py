@@ -26,7 +26,7 @@ from servers import faults
 from servers.h11server import Reply, echo_token, fixed_body
 from servers.scripted import render_response
 
-from rawkeep._app.cli import ExitCode
+from rawkeep._app.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -14,7 +14,6 @@ two seconds); every server and client is closed on every path.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import textwrap
 import time
@@ -22,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Final
 
 from .._client import Client
 from .._exceptions import RawkeepError, RemoteProtocolError
-from .cli import ExitCode
+from .exitcodes import ExitCode, silence_stdout
 from .labserver import Behaviour, DemoServer
 from .story import Story, duration
 
@@ -304,11 +303,7 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("rawkeep demo: interrupted\n")
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
-        # The reader went away (`rawkeep demo | head`): stop quietly, and
-        # point stdout at /dev/null so the interpreter's last flush is quiet.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        silence_stdout()  # the reader went away (`rawkeep demo | head`)
         return ExitCode.OUTPUT
 
 
