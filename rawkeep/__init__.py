@@ -45,7 +45,7 @@ from ._exceptions import (
 )
 from ._headers import Headers
 from ._models import Response
-from ._pool import PoolStats
+from ._pool_core import PoolStats
 from ._timeout import Timeout
 from ._version import __version__
 

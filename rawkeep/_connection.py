@@ -36,8 +36,9 @@ The server's ``Keep-Alive`` header
   the keep-alive race at its source.
 
 Bookkeeping
-  ``responses`` (completed cycles), ``created_at``, ``idle_since`` and the
-  server's limits. ``response_started`` tells whether any byte of the current
+  ``life`` (a ``_keepalive.Lifetime``) holds the facts the pool's rules
+  need: completed cycles, when it was opened and went idle, the server's
+  limits. ``response_started`` tells whether any byte of the current
   response arrived: the retry rule (RFC 9112 section 9.3.1) depends on it.
 
 A connection is owned by one thread at a time (the pool hands it out), so
@@ -46,7 +47,6 @@ nothing here takes a lock.
 
 from __future__ import annotations
 
-import enum
 import time
 from typing import TYPE_CHECKING, Final, NamedTuple, cast
 
@@ -54,15 +54,16 @@ import h11
 
 from ._exceptions import LocalProtocolError, RawkeepError, ReadTimeout, RemoteProtocolError
 from ._headers import parse_keep_alive
+from ._keepalive import Lifetime
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ._events import CloseReason, ExpiryReason
+    from ._events import CloseReason
     from ._socket import Stream
     from ._url import Route
 
-__all__ = ["Connection", "ConnectionState", "Head", "server_timeout_margin"]
+__all__ = ["Connection", "Head"]
 
 #: Bytes asked of the socket per read through h11 (heads, and the bodies
 #: h11 reads: chunked, or until the server closes). Each read gets a new
@@ -111,30 +112,8 @@ class Head(NamedTuple):
     content_encoding: str | None
 
 
-#: ``expires_at`` of a connection no time-based rule will retire.
-_NEVER: Final = float("inf")
-
 #: h11 events are immutable; the one that ends every request body is shared.
 _END: Final = h11.EndOfMessage()
-
-
-class ConnectionState(enum.Enum):
-    #: Carrying a request/response cycle, owned by exactly one thread.
-    ACTIVE = "active"
-    #: In the pool between cycles; owned by the pool.
-    IDLE = "idle"
-    #: Closed; never used again.
-    CLOSED = "closed"
-
-
-def server_timeout_margin(timeout: float) -> float:
-    """Seconds before a server's ``Keep-Alive: timeout`` we stop reusing.
-
-    One second, or a quarter of the timeout for timeouts under 4 s. A guess
-    at how far the server's clock may run ahead of ours on a busy host; on
-    loopback the true gap is well under a millisecond.
-    """
-    return min(1.0, timeout / 4)
 
 
 class Connection:
@@ -168,19 +147,13 @@ class Connection:
         "_response_close",
         "_stream",
         "close_reason",
-        "created_at",
-        "expires_at",
         "id",
-        "idle_since",
+        "life",
         "origin",
         "origin_str",
         "response_started",
-        "responses",
         "reused",
         "route",
-        "server_idle_limit",
-        "server_requests_left",
-        "state",
         "tls_version",
     )
 
@@ -201,24 +174,14 @@ class Connection:
         self.origin = route.origin
         self.origin_str = str(route.origin)
         self.tls_version = stream.tls_version
-        self.state = ConnectionState.ACTIVE
-        self.created_at = self.idle_since = time.monotonic()
-        #: While idle: when the first time-based expiry rule applies
-        #: (monotonic seconds), as ``expiry_reason`` last worked it out.
-        self.expires_at = _NEVER
-        #: Completed request/response cycles.
-        self.responses = 0
+        #: Its keep-alive facts and place in the pool's life cycle.
+        self.life = Lifetime(time.monotonic())
         #: The current request runs on a connection that served before.
         self.reused = False
         #: Some byte of the current response has arrived.
         self.response_started = False
         #: Why the connection can't be reused, once a cycle has ended.
         self.close_reason: CloseReason | None = None
-        #: From the server's Keep-Alive header: seconds of idleness after
-        #: which we stop reusing (timeout less the margin), and how many
-        #: more requests it accepts.
-        self.server_idle_limit: float | None = None
-        self.server_requests_left: int | None = None
         #: Per response: bytes of a counted body still to come (None for the
         #: framings h11 reads: chunked, or until the server closes).
         self._body_left: int | None = None
@@ -500,7 +463,7 @@ class Connection:
     def _finish_counted(self) -> None:
         """The counted body has ended: is the connection fit for another
         exchange? The same verdicts, in the same order, as the h11 path."""
-        self.responses += 1
+        self.life.responses += 1
         self._finished = True
         if self._end_untold:  # see "The end of a bodiless request"
             sent_whole, we_keep_open = True, not self._asks_to_close
@@ -666,11 +629,7 @@ class Connection:
         # complete one under twice the limit.
         self._body_read_size = min(READ_SIZE, self._max_head_size) if chunked else READ_SIZE
         if keep_alive:
-            timeout, max_ = parse_keep_alive(keep_alive)
-            if timeout is not None:
-                self.server_idle_limit = timeout - server_timeout_margin(timeout)
-            if max_ is not None:
-                self.server_requests_left = max_
+            self.life.note_keep_alive(*parse_keep_alive(keep_alive))
         return Head(
             response.status_code,
             response.reason.decode("latin-1"),
@@ -707,7 +666,7 @@ class Connection:
             )
 
     def _finish_cycle(self) -> None:
-        self.responses += 1
+        self.life.responses += 1
         self._finished = True
         h11_conn = self._h11
         if self._end_untold:
@@ -751,45 +710,6 @@ class Connection:
 
     # -- the pool's questions -------------------------------------------------
 
-    def expiry_reason(
-        self,
-        now: float,
-        idle_timeout: float | None,
-        max_requests: int | None,
-        max_age: float | None,
-    ) -> ExpiryReason | None:
-        """Which keep-alive rule, if any, forbids reusing this idle connection.
-
-        The request-count and age rules come first: they are final. Of the
-        two idle limits, the one that is shorter names the reason. When no
-        rule applies yet, ``expires_at`` is set to the moment the first of
-        the time rules will, so that the pool's check before each reuse is
-        one comparison.
-        """
-        if max_requests is not None and self.responses >= max_requests:
-            return "max_requests"
-        if self.server_requests_left is not None and self.server_requests_left <= 0:
-            return "server_keep_alive"
-        expires_at = _NEVER
-        if max_age is not None:
-            expires_at = self.created_at + max_age
-            if now >= expires_at:
-                return "max_age"
-        server_limit = self.server_idle_limit
-        reason: ExpiryReason
-        if server_limit is not None and (idle_timeout is None or server_limit <= idle_timeout):
-            limit: float | None = server_limit
-            reason = "server_keep_alive"
-        else:
-            limit = idle_timeout
-            reason = "idle_timeout"
-        if limit is not None:
-            if now - self.idle_since >= limit:
-                return reason
-            expires_at = min(expires_at, self.idle_since + limit)
-        self.expires_at = expires_at
-        return None
-
     def carries_unretryable(self) -> bool:
         """Whether this idle connection may carry a request that can't be
         sent again (a POST, a streamed body) if it turns out to be broken.
@@ -817,12 +737,13 @@ class Connection:
         """Note that the next request goes over this already-used connection."""
         self.reused = True
         self.response_started = False
-        if self.server_requests_left is not None:
-            self.server_requests_left -= 1
+        life = self.life
+        if life.server_requests_left is not None:
+            life.server_requests_left -= 1  # the server's Keep-Alive max
 
     def close(self) -> None:
         """Close the socket. Idempotent."""
-        self.state = ConnectionState.CLOSED
+        self.life.become_closed()
         self._stream.close()
 
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rawkeep._connection import server_timeout_margin
+from rawkeep._keepalive import server_timeout_margin
 
 if TYPE_CHECKING:
     import rawkeep
