@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from rawkeep._app import demo as _demo
-from rawkeep._app.labserver import Behaviour, DemoServer
+from rawkeep._app.labserver import Behaviour
+from rawkeep._app.labserver import LabServer as DemoServer
 
 #: Bound (seconds) for a whole demo run; it takes about 2 s.
 DEMO_TIMEOUT = 30.0

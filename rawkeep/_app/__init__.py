@@ -3,7 +3,11 @@ connection story, the demo and the local lab server.
 
 Nothing here is public API, and the library never imports this package:
 ``import rawkeep`` loads none of it. These modules import the library's
-modules directly and each other only downwards: ``cli`` uses ``options``,
-``story`` and (for ``rawkeep demo``) ``demo``; ``demo`` uses ``labserver``
-and ``story``; ``cli`` and ``demo`` both end through ``exitcodes``.
+modules directly and each other only downwards:
+
+- ``cli`` (``rawkeep URL``) uses ``options`` and ``story``, and runs ``demo``
+  for ``rawkeep demo``; ``cli`` and ``demo`` both end through ``exitcodes``;
+- ``demo`` uses ``story`` and ``labserver``;
+- ``labserver`` (listener, threads, stop) runs a ``labconnection`` per
+  connection, which asks ``labroutes`` what to answer.
 """

@@ -1,6 +1,6 @@
 """``rawkeep demo``: the keep-alive lifecycle, step by step, with no network.
 
-Each step starts a ``DemoServer`` on 127.0.0.1 that behaves in one telling
+Each step starts a ``LabServer`` on 127.0.0.1 that behaves in one telling
 way, sends a few requests through a fresh ``Client`` and prints, between short
 paragraphs of narration, the connection story as it happens (the same lines as
 ``rawkeep -v``). Every step also checks that the story went as told: a demo
@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Final
 from .._client import Client
 from .._exceptions import RawkeepError, RemoteProtocolError
 from .exitcodes import ExitCode, silence_stdout
-from .labserver import Behaviour, DemoServer
+from .labserver import Behaviour, LabServer
 from .story import Story, duration
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def step_reuse(n: _Narrator) -> None:
         otherwise (RFC 9112 section 9.3): nobody has to ask for keep-alive.
         Three GETs through one Client to a server that keeps connections open:
     """)
-    with DemoServer() as server, n.client() as client:
+    with LabServer() as server, n.client() as client:
         for path in ("/a", "/b", "/c"):
             n.exchange(client, server.url + path)
         stats = client.pool_stats()
@@ -111,7 +111,7 @@ def step_idle_timeout(n: _Narrator) -> None:
         retires a connection that sat idle longer than 0.25 s (the default
         is 30 s), even though this server would happily keep it open:
     """)
-    with DemoServer() as server, n.client(idle_timeout=0.25) as client:
+    with LabServer() as server, n.client(idle_timeout=0.25) as client:
         n.exchange(client, server.url + "/a")
         n.note("waiting 0.35 s")
         time.sleep(0.35)
@@ -134,7 +134,7 @@ def step_server_keep_alive(n: _Narrator) -> None:
         This server allows 3 requests per connection and 1 s of idleness:
     """)
     behaviour = Behaviour(keep_alive_timeout=1, keep_alive_max=3)
-    with DemoServer(behaviour) as server, n.client() as client:
+    with LabServer(behaviour) as server, n.client() as client:
         for path in ("/1", "/2", "/3", "/4"):
             n.exchange(client, server.url + path)
         n.note("waiting 0.8 s: less than the server's 1 s")
@@ -156,7 +156,7 @@ def step_connection_close(n: _Narrator) -> None:
         after that response. This server sends it every time, so each request
         needs a new TCP connection (HTTP/1.0 responses behave the same way):
     """)
-    with DemoServer(Behaviour(connection_close=True)) as server, n.client() as client:
+    with LabServer(Behaviour(connection_close=True)) as server, n.client() as client:
         n.exchange(client, server.url + "/a")
         n.exchange(client, server.url + "/b")
         stats = client.pool_stats()
@@ -169,7 +169,7 @@ def step_stale(n: _Narrator) -> None:
         notice. This server drops a connection idle for 0.2 s, with no header
         saying so; the client would have kept it for 30 s:
     """)
-    with DemoServer(Behaviour(drop_idle_after=0.2)) as server, n.client() as client:
+    with LabServer(Behaviour(drop_idle_after=0.2)) as server, n.client() as client:
         n.exchange(client, server.url + "/a")
         _expect(server.wait_for_idle_closes(1, timeout=2.0), "the server dropped it")
         time.sleep(0.05)  # let the server's FIN land in our socket
@@ -192,7 +192,7 @@ def step_race(n: _Narrator) -> None:
         make that moment happen every time, this server reads the second
         request of each connection and hangs up without a word:
     """)
-    with DemoServer(Behaviour(hang_up_on_request=2)) as server, n.client() as client:
+    with LabServer(Behaviour(hang_up_on_request=2)) as server, n.client() as client:
         n.exchange(client, server.url + "/a")
         n.exchange(client, server.url + "/b")
         _expect(n.story.retries == 1, "the GET was retried")
@@ -222,7 +222,7 @@ def step_cost(n: _Narrator) -> None:
         one pooled Client, then with a new Client (so a new connection) for
         each request, as a script calling requests.get() in a loop does:
     """)
-    with DemoServer() as server:
+    with LabServer() as server:
         url = server.url + "/"
         rows = [
             ("one pooled Client", *_measure(server, lambda: _pooled(url))),
@@ -247,7 +247,7 @@ def step_cost(n: _Narrator) -> None:
     """)
 
 
-def _measure(server: DemoServer, run: Callable[[], None]) -> tuple[int, float]:
+def _measure(server: LabServer, run: Callable[[], None]) -> tuple[int, float]:
     """Connections the server accepted during ``run``, and its seconds."""
     before = server.accepted
     started = time.perf_counter()

@@ -1,0 +1,249 @@
+"""What the lab server answers, path by path: functions of the request, no I/O.
+
+The lab server (``labserver``) owns the sockets, the threads and the
+keep-alive rules; this module only decides what one request gets back, as a
+``Reply``. Keeping the two apart means the paths can be read (and tested) as
+plain functions, and that waiting (``/slow``) and streaming (``/chunked``)
+are done by the server, where ``stop()`` can interrupt them.
+
+Paths (any method; a HEAD gets the head only):
+
+- ``/`` and any path not below: ``hello from connection C, request N``, the
+  numbers counting connections of this server and requests on this one, so
+  a body shows whether its connection was reused.
+- ``/json``: a small JSON object with the same two numbers.
+- ``/items?count=N``: a JSON list of N items (default 10).
+- ``/echo``: the request as JSON: method, target, version, headers as sent
+  (``"Name: value"``, in order), body.
+- ``/status/CODE``: a response with that status (200 to 599).
+- ``/redirect/N``: a chain of N redirects ending at ``/json``;
+  ``/redirect?to=URL&status=302``: one redirect to URL.
+- ``/slow?seconds=S``: the response after S seconds (at most 10).
+- ``/chunked?chunks=N&pause=S``: a chunked body of N pieces, S seconds apart.
+- ``/gzip``: a JSON body compressed with ``Content-Encoding: gzip``.
+- ``/bytes/N``: N bytes of a repeating pattern, sent in 64 KiB pieces.
+
+A query value that is not a number, or out of its range, gets a 400 that
+says which.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Final
+from urllib.parse import parse_qsl, urlsplit
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["LabRequest", "Reply", "respond"]
+
+#: Longest ``/slow`` wait, in seconds: a lab exercise, never a hang.
+MAX_DELAY: Final = 10.0
+#: Longest pause between ``/chunked`` pieces, in seconds.
+MAX_PAUSE: Final = 2.0
+#: Most pieces of a ``/chunked`` body.
+MAX_CHUNKS: Final = 10_000
+#: Most items of ``/items``.
+MAX_ITEMS: Final = 100_000
+#: Longest redirect chain of ``/redirect/N``.
+MAX_REDIRECTS: Final = 100
+#: Largest ``/bytes/N`` body (1 GiB: enough to watch a progress bar).
+MAX_BYTES: Final = 1 << 30
+#: Size of each piece of a ``/bytes/N`` body (64 KiB).
+PIECE_SIZE: Final = 1 << 16
+#: The ``/bytes`` pattern: every byte value in turn, so a lost or doubled
+#: piece shows up as a wrong offset, not as identical zeros.
+_PATTERN: Final = bytes(range(256)) * (PIECE_SIZE // 256)
+_REDIRECT_STATUSES: Final = (301, 302, 303, 307, 308)
+_TEXT: Final = ("Content-Type", "text/plain; charset=utf-8")
+_JSON: Final = ("Content-Type", "application/json")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LabRequest:
+    """One whole request as the server read it."""
+
+    method: str
+    #: The request target as sent, e.g. ``/items?count=3``.
+    target: str
+    #: ``"1.1"`` or ``"1.0"``.
+    http_version: str
+    #: Header fields as sent, their names' case kept.
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    #: The connection that carried it: 0 for the server's first.
+    connection: int
+    #: Its place on that connection: 1 for the first request.
+    number: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Reply:
+    """What to send back; the server adds framing and keep-alive headers."""
+
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    #: The body, written one piece at a time.
+    body: tuple[bytes, ...] = ()
+    #: No Content-Length: chunked to an HTTP/1.1 client, else until close.
+    chunked: bool = False
+    #: Seconds to wait before the head.
+    delay: float = 0.0
+    #: Seconds to wait between two pieces of the body.
+    pause: float = 0.0
+
+
+class _BadRequest(Exception):
+    """A query value the path can't use; answered with a 400."""
+
+
+def respond(request: LabRequest) -> Reply:
+    """The reply to ``request``, chosen by the first segment of its path."""
+    parts = urlsplit(request.target)
+    segments = parts.path.strip("/").split("/")
+    query = dict(parse_qsl(parts.query))
+    route = _ROUTES.get(segments[0], _hello)
+    try:
+        return route(request, segments[1:], query)
+    except _BadRequest as exc:
+        return _text(f"{exc}\n", status=400)
+
+
+def _text(text: str, *, status: int = 200) -> Reply:
+    return Reply(status=status, headers=(_TEXT,), body=(text.encode(),))
+
+
+def _json(value: object) -> Reply:
+    return Reply(headers=(_JSON,), body=(json.dumps(value, indent=1).encode() + b"\n",))
+
+
+def _number(text: str | None, name: str, default: float, high: float) -> float:
+    """A query or path number from 0 to ``high``.
+
+    Raises:
+        _BadRequest: not a number, or out of range.
+    """
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise _BadRequest(f"{name} must be a number, not {text!r}") from None
+    if not 0 <= value <= high:
+        raise _BadRequest(f"{name} must be from 0 to {high:g}, not {text}")
+    return value
+
+
+def _whole(text: str | None, name: str, default: int, high: int) -> int:
+    value = _number(text, name, default, high)
+    if value != int(value):
+        raise _BadRequest(f"{name} must be a whole number, not {text}")
+    return int(value)
+
+
+def _segment(rest: list[str]) -> str | None:
+    return rest[0] if rest and rest[0] else None
+
+
+# -- the paths -----------------------------------------------------------------------------
+
+
+def _hello(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+    return _text(f"hello from connection {request.connection}, request {request.number}\n")
+
+
+def _json_path(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+    return _json({"connection": request.connection, "request": request.number})
+
+
+def _items(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+    count = _whole(query.get("count"), "count", 10, MAX_ITEMS)
+    return _json([{"id": i, "name": f"item {i}"} for i in range(1, count + 1)])
+
+
+def _echo(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+    return _json(
+        {
+            "method": request.method,
+            "target": request.target,
+            "http_version": request.http_version,
+            "headers": [f"{name}: {value}" for name, value in request.headers],
+            "body": request.body.decode("utf-8", "replace"),
+            "body_length": len(request.body),
+        }
+    )
+
+
+def _status(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+    # 1xx are not final responses; /status/100 would leave the client waiting.
+    code = _whole(_segment(rest), "the status", 200, 599)
+    if code < 200:
+        raise _BadRequest(f"the status must be from 200 to 599, not {code}")
+    if code in (204, 304):
+        return Reply(status=code)  # these never have a body (RFC 9110 15.3.5, 15.4.5)
+    return _text(f"status {code}\n", status=code)
+
+
+def _redirect(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+    if rest:
+        hops = _whole(_segment(rest), "the number of redirects", 1, MAX_REDIRECTS)
+        if hops < 1:
+            raise _BadRequest("the number of redirects must be at least 1")
+        location, status = ("/json" if hops == 1 else f"/redirect/{hops - 1}"), 302
+    else:
+        location = query.get("to", "")
+        if not location:
+            raise _BadRequest("give /redirect/N or /redirect?to=URL")
+        status = _whole(query.get("status"), "status", 302, 308)
+        if status not in _REDIRECT_STATUSES:
+            raise _BadRequest(f"status must be one of {_REDIRECT_STATUSES}, not {status}")
+    return Reply(
+        status=status,
+        headers=(("Location", location), _TEXT),
+        body=(f"redirecting to {location}\n".encode(),),
+    )
+
+
+def _slow(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+    seconds = _number(query.get("seconds"), "seconds", 1.0, MAX_DELAY)
+    return replace(_text(f"waited {seconds:g} s\n"), delay=seconds)
+
+
+def _chunked(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+    count = _whole(query.get("chunks"), "chunks", 3, MAX_CHUNKS)
+    pause = _number(query.get("pause"), "pause", 0.0, MAX_PAUSE)
+    pieces = tuple(f"chunk {i} of {count}\n".encode() for i in range(1, count + 1))
+    return Reply(headers=(_TEXT,), body=pieces, chunked=True, pause=pause)
+
+
+def _gzip(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+    document = {"gzipped": True, "connection": request.connection, "request": request.number}
+    data = json.dumps(document).encode() + b"\n"
+    # mtime=0: the same bytes every time, so a test can compare them.
+    return Reply(
+        headers=(_JSON, ("Content-Encoding", "gzip")),
+        body=(gzip.compress(data, mtime=0),),
+    )
+
+
+def _bytes(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+    size = _whole(_segment(rest), "the size", 0, MAX_BYTES)
+    full, last = divmod(size, PIECE_SIZE)
+    pieces = (_PATTERN,) * full + ((_PATTERN[:last],) if last else ())
+    return Reply(headers=(("Content-Type", "application/octet-stream"),), body=pieces)
+
+
+_ROUTES: Final[dict[str, Callable[[LabRequest, list[str], dict[str, str]], Reply]]] = {
+    "json": _json_path,
+    "items": _items,
+    "echo": _echo,
+    "status": _status,
+    "redirect": _redirect,
+    "slow": _slow,
+    "chunked": _chunked,
+    "gzip": _gzip,
+    "bytes": _bytes,
+}
