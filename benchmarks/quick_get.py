@@ -7,6 +7,14 @@ body. Clients run interleaved in rounds, in random order; the table shows
 the median microseconds per request over the rounds, and each client's
 ratio to http.client, computed per round.
 
+The server is not rawkeep's lab server (``rawkeep._app.labserver``) on
+purpose. That one parses every request and writes every response with h11,
+in a thread per connection; measured against this loop (both in a separate
+process, 5 rounds of 5,000 GETs, 2 cores), it made a round trip take about
+2.5 times as long (http.client: 96 us here, 257 us there), so the server's
+work, not the clients', would fill most of each number and squeeze the
+ratios towards 1.
+
     python benchmarks/quick_get.py [--requests 5000] [--rounds 5]
 """
 
