@@ -67,10 +67,12 @@ class Pooled(Protocol):
     life: Lifetime
     #: The current request runs on a connection that served before.
     reused: bool
-    #: Some byte of the current response arrived.
-    response_started: bool
     #: Why the finished exchange forbids another (None: it allows one).
     close_reason: CloseReason | None
+
+    @property
+    def response_started(self) -> bool:
+        """Some byte of the current response arrived."""
 
     @property
     def is_reusable(self) -> bool: ...

@@ -175,6 +175,7 @@ def test_keep_alive_max_counts_further_requests() -> None:
     assert shell.finish(conn) is None
     again = shell.get(route())
     assert again is conn
+    assert conn.life.server_requests_left is not None
     conn.life.server_requests_left -= 1  # what start_reuse does
     doomed = shell.finish(conn)
     assert doomed is not None
