@@ -211,14 +211,10 @@ class Connection:
         deadline = time.monotonic() + EXPECT_CONTINUE_TIMEOUT
         self._head_deadline = None if read_timeout is None else deadline + read_timeout
         while self._stream.wait_readable(max(deadline - time.monotonic(), 0.0)):
-            ex.feed_head(self._recv_head(read_timeout))
-            head = ex.next_head(stop_at_continue=True)
+            head = ex.feed_head(self._recv_head(read_timeout), stop_at_continue=True)
             while head is NEED_DATA:
-                ex.feed_head(self._recv_head(read_timeout))
-                head = ex.next_head(stop_at_continue=True)
-            if head is None:
-                return None  # 100 Continue
-            return head
+                head = ex.feed_head(self._recv_head(read_timeout), stop_at_continue=True)
+            return head  # the final head, or None for 100 Continue
         return None
 
     def _response_after_failed_write(self, read_timeout: float | None) -> Head | None:
@@ -233,36 +229,39 @@ class Connection:
     def receive_head(self, timeout: float | None) -> Head:
         """Read up to the final response head; 1xx responses are skipped.
 
-        ``timeout`` bounds the wait for the final head as a whole, however
-        the server spreads it out, so no server can hold a request here
-        for longer.
+        ``timeout`` bounds the wait for the first bytes, then the wait for
+        the rest of the head, interim responses included, as a whole:
+        however the server spreads it out, no server can hold a request
+        here for longer than twice ``timeout``.
 
         Raises:
             ReadTimeout, RemoteProtocolError.
         """
         ex = self._ex
         assert ex is not None  # a cycle has started
-        self._head_deadline = None if timeout is None else time.monotonic() + timeout
+        self._head_deadline = None  # set on the first read after the first bytes
         # Bytes h11 already holds (read along with an early answer) first;
         # else read before asking: after a request, h11 can only say "need
         # data" until something arrives.
         if ex.response_started:
             head = ex.next_head()
         else:
-            head = ex.head_from(self._stream.recv(self._head_read_size, timeout))
+            head = ex.feed_head(self._stream.recv(self._head_read_size, timeout))
         while head is NEED_DATA:
-            head = ex.head_from(self._recv_head(timeout))
+            head = ex.feed_head(self._recv_head(timeout))
         assert head is not None  # only with stop_at_continue
         return head
 
     def _recv_head(self, timeout: float | None) -> bytes:
-        """A read while waiting for the head: the first within ``timeout``,
-        later ones within what is left of the time the head may take."""
+        """A read while waiting for the head: until its first bytes, within
+        ``timeout``; from then on, all within ``timeout`` together."""
         ex = self._ex
         assert ex is not None
-        deadline = self._head_deadline
-        if deadline is None or not ex.response_started:
+        if timeout is None or not ex.response_started:
             return self._stream.recv(self._head_read_size, timeout)
+        deadline = self._head_deadline
+        if deadline is None:
+            deadline = self._head_deadline = time.monotonic() + timeout
         left = deadline - time.monotonic()
         try:
             if left <= 0:
@@ -304,7 +303,7 @@ class Connection:
         ex = self._ex
         assert ex is not None
         assert ex.body is not None
-        whole = ex.body.rest_at_hand()
+        whole = ex.body.at_hand
         if whole is not None:  # the common case: it came with the head
             self._finish(ex)
             return whole

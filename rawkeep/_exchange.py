@@ -134,7 +134,7 @@ class Counted:
     """A body of known length (``Content-Length``, or none at all), counted
     past h11: first what h11 read past the head, then the socket's bytes."""
 
-    __slots__ = ("_early", "eof", "left", "past_end")
+    __slots__ = ("_early", "at_hand", "eof", "left", "past_end")
 
     def __init__(self, length: int, early: bytes, eof: bool) -> None:
         #: Bytes still to come.
@@ -146,16 +146,9 @@ class Counted:
         self.eof = eof
         #: Bytes came past the body's end.
         self.past_end = False
-
-    def rest_at_hand(self) -> bytes | None:
-        """The whole body, if it came with the head (the common small
-        response): one step instead of pieces."""
-        early = self._early
-        if self.left != len(early):
-            return None
-        self._early = b""
-        self.left = 0
-        return early
+        #: The whole body, when it came with the head (the common small
+        #: response): the shell may take it in one step, ending the cycle.
+        self.at_hand = early if len(early) == length else None
 
     def next_piece(self) -> bytes | _Need | None:
         early = self._early
@@ -196,6 +189,9 @@ class H11Body:
 
     __slots__ = ("_h11", "_max_head_size", "_read_size")
 
+    #: Never the whole body at once: h11 hands it over in pieces.
+    at_hand: Final = None
+
     def __init__(self, h11_conn: h11.Connection, max_head_size: int, chunked: bool) -> None:
         self._h11 = h11_conn
         self._max_head_size = max_head_size
@@ -203,9 +199,6 @@ class H11Body:
         # are incomplete; reading no more than the limit at a time keeps a
         # complete one under twice the limit.
         self._read_size = min(READ_SIZE, max_head_size) if chunked else READ_SIZE
-
-    def rest_at_hand(self) -> bytes | None:
-        return None
 
     def next_piece(self) -> bytes | _Need | None:
         h11_conn = self._h11
@@ -349,11 +342,13 @@ class Exchange:
 
     # -- the response head ------------------------------------------------------
 
-    def feed_head(self, data: bytes) -> None:
-        """Bytes read while waiting for the head (b"": the peer closed).
+    def feed_head(self, data: bytes, *, stop_at_continue: bool = False) -> Head | _Need | None:
+        """Bytes read while waiting for the head (b"": the peer closed);
+        then as ``next_head``.
 
         Raises:
-            RemoteProtocolError: the first bytes can't begin a status line.
+            RemoteProtocolError: the first bytes can't begin a status line,
+                or as ``next_head``.
         """
         if not self.response_started:
             if data.startswith(b"HTTP/"):
@@ -362,6 +357,7 @@ class Exchange:
                 self._check_first_bytes(data)
         self._head_bytes += len(data)
         self._h11.receive_data(data)
+        return self.next_head(stop_at_continue=stop_at_continue)
 
     def _check_first_bytes(self, data: bytes) -> None:
         """The first bytes after a request must begin a status line
@@ -383,11 +379,6 @@ class Exchange:
         raise RemoteProtocolError(
             f"the response does not begin with a status line: {_excerpt(data)}"
         )
-
-    def head_from(self, data: bytes) -> Head | _Need | None:
-        """``feed_head(data)``, then ``next_head()``: the common step."""
-        self.feed_head(data)
-        return self.next_head()
 
     def next_head(self, *, stop_at_continue: bool = False) -> Head | _Need | None:
         """The final head if it is complete; ``NEED_DATA`` if bytes must be
