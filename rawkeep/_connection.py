@@ -273,7 +273,7 @@ class Connection:
                 f" ({ex.interim} interim responses so far)"
             ) from exc
 
-    def receive_body(self, timeout: float | None) -> bytes | None:
+    def receive_body(self, timeout: float | None) -> bytes | bytearray | None:
         """The next piece of the body, or ``None`` once it has all arrived.
 
         When ``None`` is returned the cycle is finished and ``is_reusable`` /

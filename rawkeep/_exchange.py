@@ -150,7 +150,7 @@ class Counted:
         #: response): the shell may take it in one step, ending the cycle.
         self.at_hand = early if len(early) == length else None
 
-    def next_piece(self) -> bytes | _Need | None:
+    def next_piece(self) -> bytes | bytearray | _Need | None:
         early = self._early
         if early:
             self._early = b""
@@ -170,7 +170,7 @@ class Counted:
     def read_size(self) -> int:
         return min(self.left, BODY_READ)
 
-    def feed(self, data: bytes) -> bytes | _Need | None:
+    def feed(self, data: bytes) -> bytes | bytearray | _Need | None:
         """Bytes the socket gave (never more than ``read_size()``): they are
         the next piece, as they are."""
         if not data:
@@ -200,14 +200,15 @@ class H11Body:
         # complete one under twice the limit.
         self._read_size = min(READ_SIZE, max_head_size) if chunked else READ_SIZE
 
-    def next_piece(self) -> bytes | _Need | None:
+    def next_piece(self) -> bytes | bytearray | _Need | None:
         h11_conn = self._h11
         try:
             while True:
                 event = h11_conn.next_event()
                 kind = type(event)
                 if kind is h11.Data:
-                    data: bytes = event.data  # type: ignore[union-attr]
+                    # h11 hands over a bytearray, typed as bytes.
+                    data: bytes | bytearray = event.data  # type: ignore[union-attr]
                     if data:
                         return data
                 elif kind is h11.EndOfMessage:
@@ -222,7 +223,7 @@ class H11Body:
     def read_size(self) -> int:
         return self._read_size
 
-    def feed(self, data: bytes) -> bytes | _Need | None:
+    def feed(self, data: bytes) -> bytes | bytearray | _Need | None:
         self._h11.receive_data(data)  # b"" tells h11 the peer closed
         return self.next_piece()
 
