@@ -225,9 +225,40 @@ def _ipv6(text: str) -> str:
     if "%" in text:
         raise InvalidURL(f"IPv6 zone identifiers are not supported: {text!r}")
     try:
-        return ipaddress.IPv6Address(text).compressed
+        address = ipaddress.IPv6Address(text)
     except ValueError:
         raise InvalidURL(f"invalid IPv6 address {text!r}") from None
+    return _rfc5952(address)
+
+
+def _rfc5952(address: ipaddress.IPv6Address) -> str:
+    """The canonical text form of RFC 5952 section 4, written out here
+    because ``ipaddress`` changed its own between Python versions (3.13
+    writes an IPv4-mapped address with a dotted tail, earlier ones in hex).
+
+    Lower-case hex without leading zeros; the longest run of two or more
+    zero groups (the first of equal runs) becomes "::"; an IPv4-mapped
+    address ends in the dotted IPv4 form (section 5).
+    """
+    mapped = address.ipv4_mapped
+    if mapped is not None:
+        return f"::ffff:{mapped}"
+    number = int(address)
+    groups = [f"{(number >> shift) & 0xFFFF:x}" for shift in range(112, -1, -16)]
+    best_start, best_length = -1, 1
+    index = 0
+    while index < 8:
+        end = index
+        while end < 8 and groups[end] == "0":
+            end += 1
+        if end - index > best_length:
+            best_start, best_length = index, end - index
+        index = max(end, index + 1)
+    if best_start < 0:
+        return ":".join(groups)
+    head = ":".join(groups[:best_start])
+    tail = ":".join(groups[best_start + best_length :])
+    return f"{head}::{tail}"
 
 
 def _hostname(text: str) -> str:

@@ -65,7 +65,15 @@ def hosts(draw: st.DrawFn) -> Host:
     ip6 = draw(st.ip_addresses(v=6))
     assert isinstance(ip6, ipaddress.IPv6Address)
     written = draw(st.sampled_from([ip6.compressed, ip6.exploded]))
-    return Host(f"[{draw(mixed_case(written))}]", ip6.compressed)
+    return Host(f"[{draw(mixed_case(written))}]", rfc5952(ip6))
+
+
+def rfc5952(ip6: ipaddress.IPv6Address) -> str:
+    """The form rawkeep gives an IPv6 host on every Python: ``compressed``
+    as Python 3.10-3.12 write it, but IPv4-mapped addresses dotted."""
+    if ip6.ipv4_mapped is not None:
+        return f"::ffff:{ip6.ipv4_mapped}"
+    return ip6.compressed
 
 
 class Parts(NamedTuple):
@@ -161,7 +169,17 @@ def test_target_is_always_clean(path: str, query: str) -> None:
 
 
 PREFIXES = st.sampled_from(
-    ["", "http://", "https://", "HTTP://", "http://[", "http://u@", "http://h:", "ftp://"]
+    [
+        "",
+        "http://",
+        "https://",
+        "HTTP://",
+        "http://[",
+        "http://u@",
+        "http://h:",
+        "ftp://",
+        "http://[::ffff:",
+    ]
 )
 
 
@@ -179,6 +197,14 @@ def test_any_text_parses_or_raises_invalid_url(text: str) -> None:
     assert url.host == url.host.lower()
     assert_clean_target(url.target)
     assert URL(str(url)).origin == url.origin
+
+
+@SETTINGS
+@given(st.ip_addresses(v=6) | st.ip_addresses(v=6, network="::ffff:0:0/96"))
+def test_ipv6_hosts_are_written_alike_on_every_python(ip6: ipaddress.IPv6Address) -> None:
+    host = URL(f"http://[{ip6.exploded}]/").host
+    assert host == rfc5952(ip6)
+    assert ipaddress.IPv6Address(host) == ip6
 
 
 PARAM_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=8)

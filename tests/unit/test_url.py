@@ -139,10 +139,11 @@ def test_ipv6_literals() -> None:
             "http://[2001:db8::1]:81",
             "[2001:db8::1]:81",
         ),
+        # IPv4-mapped: the dotted form of RFC 5952 section 5, on every Python.
         "http://[::FFFF:7f00:1]/": (
-            "::ffff:7f00:1",
-            "http://[::ffff:7f00:1]:80",
-            "[::ffff:7f00:1]",
+            "::ffff:127.0.0.1",
+            "http://[::ffff:127.0.0.1]:80",
+            "[::ffff:127.0.0.1]",
         ),
     }
     actual = {
@@ -150,6 +151,38 @@ def test_ipv6_literals() -> None:
         for text in expected
     }
     assert actual == expected
+
+
+def test_ipv6_text_form_is_rfc5952_on_every_python() -> None:
+    # Python 3.13's ipaddress writes IPv4-mapped addresses dotted and older
+    # versions in hex; rawkeep's host must not depend on the interpreter.
+    expected = {
+        "::ffff:7f00:1": "::ffff:127.0.0.1",
+        "::FFFF:127.0.0.1": "::ffff:127.0.0.1",
+        "0:0:0:0:0:ffff:0a00:0001": "::ffff:10.0.0.1",
+        "0000:0000:0000:0000:0000:FFFF:0000:0000": "::ffff:0.0.0.0",
+        "::ffff:ffff:ffff": "::ffff:255.255.255.255",
+        # Only IPv4-mapped addresses are written dotted.
+        "::7f00:1": "::7f00:1",
+        "::ffff:0:7f00:1": "::ffff:0:7f00:1",
+        "64:ff9b::7f00:1": "64:ff9b::7f00:1",
+        "::1": "::1",
+        "::": "::",
+        "1::": "1::",
+        # The longest run of zero groups is "::", the first of equal runs,
+        # and a single zero group is not shortened (RFC 5952 section 4.2).
+        "1:0:0:1:0:0:0:1": "1:0:0:1::1",
+        "1:0:0:0:1:0:0:1": "1::1:0:0:1",
+        "0:0:1:0:0:0:0:0": "0:0:1::",
+        "2001:db8:0:1:1:1:1:1": "2001:db8:0:1:1:1:1:1",
+        "2001:0DB8:0000:0000:0000:0000:0002:0001": "2001:db8::2:1",
+        "fe80:0:0:0:0:0:0:0": "fe80::",
+    }
+    actual = {text: URL(f"http://[{text}]:8080/").host for text in expected}
+    assert actual == expected
+    url = URL("http://[::ffff:7f00:1]:8080/a")
+    assert str(url) == "http://[::ffff:127.0.0.1]:8080/a"
+    assert URL(str(url)).origin == url.origin
 
 
 def test_ipv6_str_round_trips() -> None:
