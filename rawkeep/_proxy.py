@@ -37,7 +37,7 @@ from ._exceptions import (
     RemoteProtocolError,
     WriteTimeout,
 )
-from ._url import URL, Origin
+from ._url import URL, Origin, _redact
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -71,8 +71,12 @@ class Proxy(NamedTuple):
                 supported), or otherwise unusable.
         """
         if "://" not in url:
-            raise InvalidURL(f"proxy URL needs a scheme, like http://{url}")
-        parsed = URL(url)
+            raise InvalidURL(f"proxy URL needs a scheme, like http://{_redact(url)}")
+        try:
+            parsed = URL(url)
+        except InvalidURL as exc:
+            # Say which URL: a proxy URL often comes from the environment.
+            raise InvalidURL(f"unusable proxy URL: {exc.message}") from exc
         if parsed.scheme != "http":
             raise InvalidURL(f"only http:// proxies are supported, not {parsed.scheme}://")
         credentials = userinfo_credentials(parsed.userinfo)

@@ -17,7 +17,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from typing import Final, NamedTuple, TypeAlias
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from ._exceptions import InvalidURL
 
@@ -132,6 +132,8 @@ class URL:
         if scheme not in DEFAULT_PORTS:
             raise InvalidURL(f"unsupported scheme {scheme!r}: only http and https")
         userinfo, host, port = _split_authority(match["authority"], scheme)
+        if userinfo:
+            _check_userinfo(userinfo)
         self.origin = Origin(scheme, host, port)
         self.userinfo = userinfo
         self.path = _quote(match["path"] or "/", _PATH_SAFE)
@@ -219,6 +221,32 @@ def _split_authority(authority: str, scheme: str) -> tuple[str, str, int]:
         port_text = port_text_raw if colon else None
         host = _hostname(host_text)
     return userinfo, host, _port(port_text, scheme)
+
+
+def _check_userinfo(userinfo: str) -> None:
+    """Refuse credentials that can't become a Basic ``Authorization``
+    header as written (RFC 7617): the check is here so that the request
+    URL, a proxy URL and a redirect's ``Location`` all fail as a bad URL.
+    The messages never repeat the credentials."""
+    if "%" not in userinfo and userinfo.isascii():
+        return  # nothing to decode, the usual case
+    user, _, password = userinfo.partition(":")
+    try:
+        userinfo.encode("utf-8")
+        user = unquote(user, errors="strict")
+        unquote(password, errors="strict")
+    except UnicodeError as exc:
+        raise InvalidURL(
+            "the user name or password in the URL is not UTF-8 text (a lone"
+            " surrogate, or %-escapes of bytes that are not UTF-8); escape the"
+            " UTF-8 bytes of each character, e.g. %C3%A9 for \u00e9"
+        ) from exc
+    if ":" in user:
+        raise InvalidURL(
+            "the user name in the URL contains an escaped ':' (%3A), and Basic"
+            " authentication can't carry a user name with a colon (RFC 7617):"
+            " a ':' can only be part of the password"
+        )
 
 
 def _ipv6(text: str) -> str:

@@ -319,3 +319,26 @@ def test_slow_connect_answer_is_a_connect_timeout(
         client.get("https://secure.test/")
     assert time.monotonic() - started < 3.0
     assert client.pool_stats().active == 0
+
+
+# -- proxy URLs that can't be used ---------------------------------------------
+
+
+def test_escaped_colon_in_proxy_user_name_is_an_invalid_url() -> None:
+    url = "http://a%3Ab:s3cret@127.0.0.1:3128"
+    for make in (
+        lambda: rawkeep.Client(proxy=url),
+        lambda: ProxyConfig(None, {"http_proxy": url}),
+    ):
+        with pytest.raises(rawkeep.InvalidURL, match="proxy") as info:
+            make()
+        assert "%3A" in str(info.value)
+        assert "s3cret" not in str(info.value)
+        assert isinstance(info.value.__cause__, rawkeep.InvalidURL)
+
+
+def test_proxy_url_without_scheme_hides_its_credentials() -> None:
+    with pytest.raises(rawkeep.InvalidURL, match="needs a scheme") as info:
+        rawkeep.Client(proxy="u:s3cret@127.0.0.1:3128")
+    assert "s3cret" not in str(info.value)
+    assert "http://***@127.0.0.1:3128" in str(info.value)

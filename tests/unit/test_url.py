@@ -372,6 +372,29 @@ def test_no_userinfo() -> None:
     assert URL("http://example.org/").userinfo == ""
 
 
+def test_userinfo_that_basic_auth_cant_carry_is_an_invalid_url() -> None:
+    refused = [
+        "http://a%3Ab:s3cret@h/",  # an escaped ':' in the user name
+        "http://a%3ab@h/",
+        "http://%3A:s3cret@h/",
+        "http://u:s3cret%FF@h/",  # %-escapes that are not UTF-8
+        "http://u%C3:s3cret@h/",
+        "http://u:s3cret\udcff@h/",  # a lone surrogate
+        "http://\ud800@h/",
+    ]
+    assert accepted(refused) == []
+    with pytest.raises(InvalidURL, match="%3A") as info:
+        URL("http://a%3Ab:s3cret@h/")
+    assert "s3cret" not in str(info.value)
+    assert "a%3Ab" not in str(info.value)
+    with pytest.raises(InvalidURL, match="UTF-8") as info:
+        URL("http://u:s3cret%FF@h/")
+    assert "s3cret" not in str(info.value)
+    # A colon, escaped or not, is fine in the password; so is escaped UTF-8.
+    ok = ["http://a:b%3Ac@h/", "http://a:b:c@h/", "http://%C3%A9:%C3%A9@h/", "http://\u00e9:p@h/"]
+    assert accepted(ok) == ok
+
+
 def test_absolute_target_has_no_credentials_or_fragment() -> None:
     url = URL("HTTP://user:pw@Example.org:8080/a%20b?q=1#frag")
     assert url.absolute_target == "http://example.org:8080/a%20b?q=1"
