@@ -141,7 +141,8 @@ def _bypassed(origin: Origin, no_proxy: list[str]) -> bool:
         name, port = entry, None
         if not entry.startswith("[") and entry.count(":") == 1:
             name, _, port_text = entry.partition(":")
-            port = int(port_text) if port_text.isdigit() else None
+            # isascii: str.isdigit() is also true for "²", which int() refuses.
+            port = int(port_text) if port_text.isascii() and port_text.isdigit() else None
         name = name.strip("[]").lstrip(".")
         if port is not None and port != origin.port:
             continue

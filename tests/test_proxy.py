@@ -342,3 +342,16 @@ def test_proxy_url_without_scheme_hides_its_credentials() -> None:
         rawkeep.Client(proxy="u:s3cret@127.0.0.1:3128")
     assert "s3cret" not in str(info.value)
     assert "http://***@127.0.0.1:3128" in str(info.value)
+
+
+def test_no_proxy_port_in_other_digits_is_no_port() -> None:
+    # "²".isdigit() is true but int("²") fails; such an entry reads as one
+    # without a port, like "example.org:abc".
+    origin = Origin("http", "example.org", 80)
+    chosen = [
+        ProxyConfig(None, {"http_proxy": "http://127.0.0.1:3128", "no_proxy": entry}).for_origin(
+            origin
+        )
+        for entry in ("example.org:²", "example.org:abc")
+    ]
+    assert chosen == [None, None]
