@@ -7,7 +7,10 @@ RFC 9110 section 15.4 with the behaviour every browser has:
 * 307 and 308 repeat the request exactly, method and body. A body that can't
   be sent twice (an iterator) makes the redirect fail loudly: sending the
   request again without its body would be silently wrong.
-* The ``Location`` may be relative, scheme-relative or absolute.
+* The ``Location`` may be relative, scheme-relative or absolute. A control
+  character in it (TAB, CR, LF, any other C0 character or DEL) is fatal:
+  ``urljoin``, like the WHATWG URL parser, would delete some of them and
+  follow ``/a<TAB>b`` as ``/ab``, a URL the server never sent.
 * Leaving the origin (scheme, host or port changes, https -> http included)
   drops ``Authorization``, ``Proxy-Authorization`` and ``Cookie``: secrets
   given for one server must not reach another. Cookies for the new origin
@@ -19,12 +22,13 @@ origin reuses the connection the redirect response came over.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urljoin
 
 from ._auth import basic_auth_header, userinfo_credentials
 from ._exceptions import InvalidURL, LocalProtocolError, RemoteProtocolError
-from ._url import URL
+from ._url import URL, _redact
 
 if TYPE_CHECKING:
     from ._headers import Headers
@@ -45,6 +49,9 @@ _BODY_HEADERS: Final = (
 
 #: Headers never carried to another origin.
 _SECRET_HEADERS: Final = ("Authorization", "Proxy-Authorization", "Cookie")
+
+#: C0 controls and DEL: refused in a ``Location`` before ``urljoin`` sees it.
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def is_redirect(response: Response) -> bool:
@@ -91,10 +98,25 @@ def _drops_body(status: int, method: str) -> bool:
 
 
 def _next_url(current: URL, location: str) -> URL:
+    shown = _redact(location)  # the Location's own credentials stay out of messages
+    control = _CONTROL.search(location)
+    if control is not None:
+        raise RemoteProtocolError(
+            f"redirect not followed: its Location {shown!r} contains the control"
+            f" character {control.group()!r}, which a URL can't contain (the"
+            " server must percent-encode it)"
+        )
     # Servers do send raw spaces in Location; browsers encode them, so do we.
-    # Other whitespace or control characters stay fatal (URL refuses them).
-    target = urljoin(str(current), location.strip().replace(" ", "%20"))
+    # Nothing else is removed or changed before urljoin.
+    try:
+        target = urljoin(str(current), location.strip(" ").replace(" ", "%20"))
+    except ValueError as exc:  # e.g. an unbalanced "[" in the host
+        raise RemoteProtocolError(
+            f"redirect not followed: its Location {shown!r} is not a usable URL: {exc}"
+        ) from exc
     try:
         return URL(target)
     except InvalidURL as exc:
-        raise RemoteProtocolError(f"redirect to an unusable Location {location!r}: {exc}") from exc
+        raise RemoteProtocolError(
+            f"redirect not followed: its Location {shown!r} is not a usable URL: {exc}"
+        ) from exc

@@ -57,7 +57,9 @@ _PATH_SAFE: Final = "/:@!$&'()*+,;=-._~%"
 _QUERY_SAFE: Final = _PATH_SAFE + "?"
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
-_USERINFO = re.compile(r"^((?:[^:/?#]*://)?)[^/?#]*@", re.DOTALL)
+# Userinfo to mask in messages: after "scheme://", after "//" (a
+# scheme-relative Location) or at the start of text without either.
+_USERINFO = re.compile(r"^((?:[^:/?#]*:)?//)?[^/?#]*@", re.DOTALL)
 
 
 class Origin(NamedTuple):

@@ -9,6 +9,8 @@ import pytest
 from servers.h11server import Reply
 
 import rawkeep
+from rawkeep._redirects import _next_url
+from rawkeep._url import URL
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -208,3 +210,70 @@ def test_userinfo_in_location_becomes_basic_auth(
     assert "bob" not in response.url
     (request,) = other.requests
     assert request.header("authorization") == b"Basic Ym9iOnB3IQ=="
+
+
+def test_tab_in_location_is_fatal_not_deleted(
+    start_keepalive_server: Callable[..., ScriptedServer], client: rawkeep.Client
+) -> None:
+    # urljoin deletes TAB, CR and LF: "/a\tb" would be followed as "/ab".
+    server = start_keepalive_server(
+        respond=redirecting({"/start": (302, "/a\tb"), "/ab": (302, "/never")})
+    )
+    with pytest.raises(rawkeep.RemoteProtocolError, match="control character") as info:
+        client.get(server.url + "/start", follow_redirects=True)
+    assert "'\\t'" in str(info.value)
+    assert [r.target for r in server.requests] == ["/start"]
+    assert client.pool_stats().active == 0
+
+
+def test_control_characters_in_location_are_refused() -> None:
+    # h11 lets only TAB through inside a header value; the others are
+    # checked on the function that plans the next URL.
+    current = URL("http://127.0.0.1:8080/x")
+    for location in ["/a\tb", "/a\nb", "/a\rb", "\t/a", "/a\x00", "/a\x1c", "\x1f/a", "/a\x7f"]:
+        with pytest.raises(rawkeep.RemoteProtocolError, match="control character"):
+            _next_url(current, location)
+    # Spaces are still encoded, and non-ASCII text is kept, not stripped.
+    assert _next_url(current, "/a b").target == "/a%20b"
+    assert _next_url(current, "/a\xa0").target == "/a%C2%A0"
+
+
+@pytest.mark.parametrize(
+    "location", ["http://[::1", "//[::1/x", "http://[abc]/", "http://[127.0.0.1]/"]
+)
+def test_location_urljoin_refuses_is_a_remote_error(
+    start_keepalive_server: Callable[..., ScriptedServer],
+    client: rawkeep.Client,
+    location: str,
+) -> None:
+    server = start_keepalive_server(respond=redirecting({"/a": (302, location)}))
+    with pytest.raises(rawkeep.RemoteProtocolError, match="Location") as info:
+        client.get(server.url + "/a", follow_redirects=True)
+    assert isinstance(info.value.__cause__, (ValueError, rawkeep.InvalidURL))
+    assert client.pool_stats().active == 0
+
+
+def test_escaped_colon_in_location_user_name_is_a_remote_error(
+    start_keepalive_server: Callable[..., ScriptedServer], client: rawkeep.Client
+) -> None:
+    other = start_keepalive_server()
+    target = other.url.replace("http://", "http://a%3Ab:s3cret@") + "/private"
+    server = start_keepalive_server(respond=redirecting({"/a": (302, target)}))
+    with pytest.raises(rawkeep.RemoteProtocolError, match="%3A") as info:
+        client.get(server.url + "/a", follow_redirects=True)
+    assert isinstance(info.value.__cause__, rawkeep.InvalidURL)
+    assert "s3cret" not in str(info.value)
+    assert other.requests == []
+
+
+def test_location_credentials_stay_out_of_the_message(
+    start_keepalive_server: Callable[..., ScriptedServer], client: rawkeep.Client
+) -> None:
+    server = start_keepalive_server(
+        respond=redirecting({"/a": (302, "//bob:s3cret@[::1/x"), "/b": (302, "//bob:s3cret@h\t/")})
+    )
+    for path in ("/a", "/b"):
+        with pytest.raises(rawkeep.RemoteProtocolError) as info:
+            client.get(server.url + path, follow_redirects=True)
+        assert "s3cret" not in str(info.value)
+        assert "***@" in str(info.value)
