@@ -1,15 +1,23 @@
 """Content-Encoding decoders: gzip, deflate, and br / zstd when available.
 
 The client advertises in ``Accept-Encoding`` exactly the codings it can
-decode: gzip and deflate always (``zlib`` is in the standard library), br
-when a ``brotli`` or ``brotlicffi`` module is importable, zstd when
-``compression.zstd`` (Python 3.14) or ``zstandard`` is. Nothing is added as
-a dependency: a coding whose module is absent is simply not advertised.
+decode in bounded steps: gzip and deflate always (``zlib`` is in the
+standard library), br when a ``brotli`` or ``brotlicffi`` module of version
+1.2 or later is importable, zstd when ``compression.zstd`` (Python 3.14) or
+``zstandard`` is. Nothing is added as a dependency: a coding whose module is
+absent is simply not advertised.
 
-Decoding streams: each received piece is fed through the decoders as it
-arrives, so a large compressed body is never held whole. Several codings
+Decoding streams in bounded steps. Each coding is one layer, a generator
+that pulls pieces from the layer beneath it (the first pulls the body as it
+is received), asks its decompressor for at most ``DECODE_STEP`` bytes at a
+time, and hands each step on before it takes the next. Several codings
 (``Content-Encoding: gzip, br``) were applied in order, so they are undone
-in reverse.
+in reverse: the steps of the outermost layer are the input of the next one,
+each of them already bounded. The last layer's steps are cut into pieces of
+at most ``PIECE_SIZE`` bytes for the caller. Whatever the compression ratio,
+and however the codings are nested, no piece is larger than ``PIECE_SIZE``
+and each layer holds about one step: a 2 KB body that inflates to 1 GiB
+streams through the same few MiB as any other.
 """
 
 from __future__ import annotations
@@ -18,28 +26,44 @@ import importlib.util
 import zlib
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from ._exceptions import DecodingError
+from ._exceptions import DecodingError, RawkeepError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-__all__ = ["accept_encoding", "decode_stream"]
+__all__ = ["DECODE_STEP", "PIECE_SIZE", "accept_encoding", "decode_stream"]
 
 
 class Decoder(Protocol):
-    def decode(self, data: bytes) -> bytes: ...
-    def flush(self) -> bytes: ...
+    def stream(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
+        """Decode ``pieces``, one step (at most ``DECODE_STEP`` bytes, some
+        modules overshoot: see their classes) at a time; empty steps are
+        left out."""
+        ...
 
 
-#: Most bytes inflated per zlib call, so the size limit is checked often.
-INFLATE_STEP: Final = 1024 * 1024
+#: Largest piece ``decode_stream`` yields (``iter_bytes()`` from a compressed
+#: body), whatever the compression ratio.
+PIECE_SIZE: Final = 64 * 1024
+
+#: Most bytes one decompressor call may produce (zlib's ``max_length``). Each
+#: step is counted against ``max_decoded_size`` and handed on before the next
+#: is taken, so a layer holds about one step. Larger than a piece because
+#: inflating is about 10 % faster asked for 1 MiB at a time than for 64 KiB
+#: (fewer, longer runs of zlib's fast loop), and cutting a step into pieces
+#: costs less than that.
+DECODE_STEP: Final = 1024 * 1024
+
+#: Input fed per call to a brotli module too old to bound its output
+#: (brotli or brotlicffi before 1.2): see `BrotliDecoder`.
+BROTLI_SLICE: Final = 64
 
 #: The first two bytes of every gzip member (RFC 1952 section 2.3.1).
 GZIP_MAGIC: Final = b"\x1f\x8b"
 
 
 class _Limit:
-    """The decoded-size budget of one decoding step (``max_decoded_size``)."""
+    """The decoded-size budget of one decoding layer (``max_decoded_size``)."""
 
     __slots__ = ("maximum", "total")
 
@@ -67,8 +91,8 @@ class ZlibDecoder:
     A gzip body may hold several members one after the other (RFC 1952
     section 2.2); each is inflated in turn. Bytes after the end of the
     stream that start no new member are ignored, as browsers do. A stream
-    that ends before its end-of-stream marker is truncated: ``flush``
-    raises rather than hand over part of the body as if it were all of it.
+    that ends before its end-of-stream marker is truncated: it raises rather
+    than hand over part of the body as if it were all of it.
     """
 
     def __init__(self, coding: str, limit: _Limit) -> None:
@@ -87,99 +111,238 @@ class ZlibDecoder:
             wbits = -zlib.MAX_WBITS  # raw deflate
         self._obj = zlib.decompressobj(wbits)
 
-    def decode(self, data: bytes) -> bytes:
-        if self._head:
-            data, self._head = self._head + data, b""
-        if self._obj is None:
-            if len(data) < 2:
-                self._head = data
-                return b""
-            self._start(data)
+    def stream(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
         try:
-            return self._inflate(data)
+            for data in pieces:
+                if self._done:
+                    continue  # read on, so the body ends as it should
+                if self._head:
+                    data, self._head = self._head + data, b""
+                if self._obj is None:
+                    if len(data) < 2:
+                        self._head = data
+                        continue
+                    self._start(data)
+                yield from self._inflate(data)
         except zlib.error as exc:
             raise DecodingError(f"invalid {self._coding} data: {exc}") from exc
+        self._finish()
 
-    def _inflate(self, data: bytes) -> bytes:
-        # Inflate in bounded steps, counting as we go: 64 KiB of zeros can
-        # inflate to 64 MiB, and a limit checked only afterwards would have
-        # let all of it into memory first.
-        pieces: list[bytes] = []
-        while data and not self._done:
-            if self._obj.eof:
+    def _inflate(self, data: bytes) -> Iterator[bytes]:
+        # One step at a time: zlib is asked for at most DECODE_STEP bytes, and
+        # what it could not consume yet (``unconsumed_tail``) waits for the
+        # next step, so 64 KiB of zeros that inflate to 64 MiB are inflated
+        # in 64 steps, each counted and handed on before the next is taken.
+        obj = self._obj
+        step = DECODE_STEP
+        while True:
+            if obj.eof:
+                if not data:
+                    return
                 # The stream ended with bytes still coming: the next member
                 # of a multi-member gzip body, or bytes that belong to no
                 # stream, which browsers ignore and so do we.
                 if self._coding == "gzip" and data[:2] == GZIP_MAGIC:
-                    self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    obj = self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
                 elif self._coding == "gzip" and data == GZIP_MAGIC[:1]:
                     self._head = data  # maybe a member's first byte: wait for more
-                    break
+                    return
                 else:
                     self._done = True
-                    break
-            piece = self._obj.decompress(data, INFLATE_STEP)
-            self._limit.count(len(piece), self._coding)
-            pieces.append(piece)
-            data = self._obj.unused_data if self._obj.eof else self._obj.unconsumed_tail
-        return b"".join(pieces)
+                    return
+            piece = obj.decompress(data, step)
+            data = obj.unused_data if obj.eof else obj.unconsumed_tail
+            if piece:
+                self._limit.count(len(piece), self._coding)
+                yield piece
+            # A short piece with no input left: zlib needs more input. A full
+            # one may have more output pending, even with no input left.
+            if len(piece) < step and not data:
+                return
 
-    def flush(self) -> bytes:
+    def _finish(self) -> None:
         if self._obj is None:
             if self._head:
                 raise DecodingError(f"{self._coding} body too short to be valid")
-            return b""  # an empty body: nothing was compressed
-        # A lone byte held back after a complete member is trailing junk.
-        try:
-            tail: bytes = self._obj.flush()
-        except zlib.error as exc:  # pragma: no cover - flush rarely fails
-            raise DecodingError(f"invalid {self._coding} data: {exc}") from exc
+            return  # an empty body: nothing was compressed
+        # All output was taken step by step, so nothing is left to flush; a
+        # lone byte held back after a complete member is trailing junk.
         if not self._obj.eof:
             raise DecodingError(f"{self._coding} body ends before its end-of-stream marker")
-        return tail
 
 
-class ModuleDecoder:
-    """br or zstd through whichever module provides it."""
+class BrotliDecoder:
+    """br through the ``brotli`` or ``brotlicffi`` module.
 
-    def __init__(self, coding: str, obj: Any, limit: _Limit) -> None:
-        self._coding = coding
+    From version 1.2 both modules take ``output_buffer_limit``: the decoder
+    then stops once that much output is ready, keeps the rest of its input,
+    and gives more on calls with no input until ``can_accept_more_data()``;
+    each step is bounded as zlib's are (brotli's may overshoot the limit by
+    one buffer block, to about 2 MiB; brotlicffi's do not).
+
+    Older versions decode all they are given in one call, and brotli can
+    describe 16 MiB of output in a few bytes. Such a module is not
+    advertised; a br body that comes anyway (the caller's own
+    ``Accept-Encoding``, or a server that ignores it) is decoded with the
+    input fed ``BROTLI_SLICE`` bytes at a time. The pieces the caller gets
+    are still cut to ``PIECE_SIZE``, but one call may expand its 64 bytes to
+    tens of MiB (40 MiB measured with a bomb of zeros) before
+    ``max_decoded_size`` is checked, and decoding is two to three times
+    slower than in one call.
+    """
+
+    def __init__(self, obj: Any, limit: _Limit) -> None:
+        self._obj = obj
+        self._limit = limit
+        self._process = getattr(obj, "process", None) or obj.decompress
+        self._can_bound = hasattr(obj, "can_accept_more_data")
+
+    def _call(self, data: bytes) -> bytes:
+        try:
+            if self._can_bound:
+                out = self._process(data, output_buffer_limit=DECODE_STEP)
+            else:
+                out = self._process(data)
+        except Exception as exc:
+            raise DecodingError(f"invalid br data: {exc}") from exc
+        out = bytes(out)
+        self._limit.count(len(out), "br")
+        return out
+
+    def stream(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
+        if not self._can_bound:
+            for data in pieces:
+                for start in range(0, len(data), BROTLI_SLICE):
+                    if out := self._call(data[start : start + BROTLI_SLICE]):
+                        yield out
+            return
+        can_accept_more_data = self._obj.can_accept_more_data
+        for data in pieces:
+            if out := self._call(data):
+                yield out
+            while not can_accept_more_data():
+                if out := self._call(b""):
+                    yield out
+        # Output may still be pending once all input is in.
+        while out := self._call(b""):
+            yield out
+
+
+class StdlibZstdDecoder:
+    """zstd through ``compression.zstd`` (Python 3.14): its ``decompress``
+    takes ``max_length`` and says through ``needs_input`` whether more output
+    is pending, so each step is bounded as zlib's are. Bytes after the end of
+    the frame are ignored, as they are after a gzip stream."""
+
+    def __init__(self, obj: Any, limit: _Limit) -> None:
         self._obj = obj
         self._limit = limit
 
-    def decode(self, data: bytes) -> bytes:
+    def _call(self, data: bytes) -> bytes:
         try:
-            method = getattr(self._obj, "process", None) or self._obj.decompress
-            out = bytes(method(data))
+            out: bytes = self._obj.decompress(data, DECODE_STEP)
         except Exception as exc:
-            raise DecodingError(f"invalid {self._coding} data: {exc}") from exc
-        self._limit.count(len(out), self._coding)
+            raise DecodingError(f"invalid zstd data: {exc}") from exc
+        self._limit.count(len(out), "zstd")
         return out
 
-    def flush(self) -> bytes:
-        return b""
+    def stream(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
+        obj = self._obj
+        for data in pieces:
+            if obj.eof:
+                continue
+            if out := self._call(data):
+                yield out
+            while not obj.eof and not obj.needs_input:
+                if out := self._call(b""):
+                    yield out
+
+
+class _Pull:
+    """A file-like ``read`` over an iterator of pieces, for a decompressor
+    that pulls its input (zstandard's ``read_to_iter``)."""
+
+    __slots__ = ("_pending", "_pieces")
+
+    def __init__(self, pieces: Iterable[bytes]) -> None:
+        self._pieces = iter(pieces)
+        self._pending = b""
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._pending:
+            self._pending = next(self._pieces, b"")
+        data = self._pending
+        if 0 <= size < len(data):
+            data, self._pending = data[:size], data[size:]
+        else:
+            self._pending = b""
+        return data
+
+    def drain(self) -> None:
+        """Read the pieces not needed to their end, so the body ends."""
+        for _ in self._pieces:
+            pass
+
+
+class ZstandardDecoder:
+    """zstd through the ``zstandard`` module. Its ``decompressobj`` has no
+    ``max_length``, but ``read_to_iter`` yields output in steps of at most
+    ``write_size`` bytes while pulling input through a ``read`` method, so
+    the layer beneath is handed to it as a file. Decoding stops at the end of
+    the first frame, as ``decompressobj`` does; the rest is ignored."""
+
+    def __init__(self, dctx: Any, limit: _Limit) -> None:
+        self._dctx = dctx
+        self._limit = limit
+
+    def stream(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
+        source = _Pull(pieces)
+        outputs = self._dctx.read_to_iter(source, read_size=DECODE_STEP, write_size=DECODE_STEP)
+        while True:
+            try:
+                out = bytes(next(outputs))
+            except StopIteration:
+                break
+            except RawkeepError:
+                raise  # from the layer beneath, or from the connection
+            except Exception as exc:
+                raise DecodingError(f"invalid zstd data: {exc}") from exc
+            if out:
+                self._limit.count(len(out), "zstd")
+                yield out
+        source.drain()
+
+
+def _can_bound(module: Any) -> bool:
+    """Whether a brotli module takes ``output_buffer_limit`` (1.2 and later)."""
+    return hasattr(module.Decompressor, "can_accept_more_data")
 
 
 def _brotli_module() -> Any:
+    """brotli or brotlicffi, preferring one that can bound its output."""
+    found = None
     for name in ("brotli", "brotlicffi"):
         if importlib.util.find_spec(name) is not None:
-            return importlib.import_module(name)
-    return None
+            module = importlib.import_module(name)
+            if _can_bound(module):
+                return module
+            found = found or module
+    return found
 
 
-def _zstd_decompressor() -> Any:
+def _zstd_decoder(limit: _Limit) -> Decoder | None:
     # compression.zstd is in the standard library from Python 3.14.
     if importlib.util.find_spec("compression") is not None:
         try:
             from compression import zstd  # type: ignore[import-not-found]
 
-            return zstd.ZstdDecompressor()
+            return StdlibZstdDecoder(zstd.ZstdDecompressor(), limit)
         except ImportError:
             pass
     if importlib.util.find_spec("zstandard") is not None:
         import zstandard  # type: ignore[import-not-found]
 
-        return zstandard.ZstdDecompressor().decompressobj()
+        return ZstandardDecoder(zstandard.ZstdDecompressor(), limit)
     return None
 
 
@@ -190,10 +353,9 @@ def _make(coding: str, limit: _Limit) -> Decoder | None:
         return ZlibDecoder("deflate", limit)
     if coding == "br":
         module = _brotli_module()
-        return None if module is None else ModuleDecoder("br", module.Decompressor(), limit)
+        return None if module is None else BrotliDecoder(module.Decompressor(), limit)
     if coding == "zstd":
-        obj = _zstd_decompressor()
-        return None if obj is None else ModuleDecoder("zstd", obj, limit)
+        return _zstd_decoder(limit)
     return None
 
 
@@ -201,16 +363,18 @@ _ACCEPT: list[str] = []
 
 
 def accept_encoding() -> str:
-    """The ``Accept-Encoding`` value: every coding we can decode.
+    """The ``Accept-Encoding`` value: every coding we can decode in bounded
+    steps.
 
     Computed once per process, on first use (not at import: looking for the
     optional modules costs a few file system look-ups).
     """
     if not _ACCEPT:
         codings = ["gzip", "deflate"]
-        if _brotli_module() is not None:
+        brotli = _brotli_module()
+        if brotli is not None and _can_bound(brotli):
             codings.append("br")
-        if _zstd_decompressor() is not None:
+        if _zstd_decoder(_Limit(None)) is not None:
             codings.append("zstd")
         _ACCEPT.append(", ".join(codings))
     return _ACCEPT[0]
@@ -219,22 +383,9 @@ def accept_encoding() -> str:
 IDENTITY: Final = frozenset({"", "identity"})
 
 
-def decode_stream(
-    content_encoding: str | None, chunks: Iterable[bytes], max_size: int | None = None
-) -> Iterator[bytes]:
-    """Undo ``content_encoding`` over a stream of body pieces.
-
-    ``max_size`` bounds what each decoding step may produce in all; past it
-    ``DecodingError`` is raised, having inflated at most about 1 MiB more.
-
-    An unknown coding is passed through undecoded (the caller asked for
-    something we did not advertise, e.g. with its own Accept-Encoding),
-    rather than failing the whole response.
-
-    Raises:
-        DecodingError: the data is corrupt for its coding, or decodes to
-            more than ``max_size`` bytes.
-    """
+def _decoders(content_encoding: str | None, max_size: int | None) -> list[Decoder]:
+    """The layers that undo ``content_encoding``, outermost first; none when
+    one of them can't be undone."""
     codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
     decoders: list[Decoder] = []
     for coding in reversed(codings):
@@ -244,27 +395,55 @@ def decode_stream(
         if decoder is None:
             # Can't undo this layer, so the ones beneath it can't be undone
             # either: hand the bytes over as they are.
-            decoders = []
-            break
+            return []
         decoders.append(decoder)
-    if not decoders:
-        yield from chunks
-        return
+    return decoders
+
+
+def decode_stream(
+    content_encoding: str | None,
+    chunks: Iterable[bytes],
+    max_size: int | None = None,
+    piece_size: int | None = PIECE_SIZE,
+) -> Iterator[bytes]:
+    """Undo ``content_encoding`` over a stream of body pieces.
+
+    Each piece yielded is at most ``piece_size`` bytes when something was
+    decoded (undecoded pieces pass as they come); ``None`` yields each step
+    whole, for a caller that joins them anyway. Each layer holds about one
+    ``DECODE_STEP`` of output at a time. ``max_size`` bounds what each
+    decoding layer may produce in all; past it ``DecodingError`` is raised,
+    having decoded at most one step more.
+
+    An unknown coding is passed through undecoded (the caller asked for
+    something we did not advertise, e.g. with its own Accept-Encoding),
+    rather than failing the whole response.
+
+    Raises:
+        DecodingError: the data is corrupt for its coding, or decodes to
+            more than ``max_size`` bytes.
+    """
     try:
-        for chunk in chunks:
-            data = chunk
-            for decoder in decoders:
-                data = decoder.decode(data)
-            if data:
-                yield data
+        decoders = _decoders(content_encoding, max_size)
+        if not decoders:
+            yield from chunks
+            return
+        # Each layer pulls from the one beneath it, outermost coding first.
+        stream: Iterable[bytes] = chunks
+        for decoder in decoders:
+            stream = decoder.stream(stream)
+        if piece_size is None:
+            yield from stream
+            return
+        for step in stream:
+            if len(step) <= piece_size:
+                yield step
+            else:
+                for start in range(0, len(step), piece_size):
+                    yield step[start : start + piece_size]
     finally:
         # Stopping early (or a decoding error) must close the stream that
         # reads the connection now, so it is drained or closed at once.
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
-    tail = b""
-    for decoder in decoders:
-        tail = decoder.decode(tail) + decoder.flush() if tail else decoder.flush()
-    if tail:
-        yield tail

@@ -13,7 +13,7 @@ import time
 from collections.abc import Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, final
 
-from ._decoders import decode_stream
+from ._decoders import PIECE_SIZE, decode_stream
 from ._exceptions import HTTPStatusError, RawkeepError
 from ._headers import Headers
 
@@ -160,7 +160,9 @@ class Response:
         """
         if self._content is None:
             if self._content_encoding is not None:
-                self._content = b"".join(self.iter_bytes())
+                # Whole decoding steps (1 MiB), not 64 KiB pieces: they are
+                # joined at once, and fewer of them join faster.
+                self._content = b"".join(self._decoded(piece_size=None))
             else:
                 self._content = self._read_rest()
         return self._content
@@ -234,14 +236,20 @@ class Response:
     def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
         """The body in pieces, with its Content-Encoding undone as it arrives.
 
+        Decoding is done in bounded steps: whatever the compression ratio, a
+        decoded piece is at most 64 KiB, and memory stays flat however large
+        the decoded body (docs/decoding.md).
+
         Args:
             chunk_size: yield pieces of exactly this many bytes (the last may
-                be shorter); ``None`` yields them as they are decoded.
+                be shorter); ``None`` yields them as they are decoded (at most
+                64 KiB each) or, without a Content-Encoding, as received.
 
         Raises:
             ReadTimeout, RemoteProtocolError: while reading; the connection
                 is then closed.
-            DecodingError: the body is corrupt for its Content-Encoding.
+            DecodingError: the body is corrupt for its Content-Encoding, or
+                decodes to more than ``max_decoded_size``.
             RuntimeError: the body was already consumed, or the response
                 closed before it was read.
             ValueError: ``chunk_size`` is not positive.
@@ -249,9 +257,13 @@ class Response:
         _check_chunk_size(chunk_size)
         if self._content is not None:
             return _rechunk(iter((self._content,)), chunk_size)
+        return _rechunk(self._decoded(PIECE_SIZE), chunk_size)
+
+    def _decoded(self, piece_size: int | None) -> Iterator[bytes]:
+        """The body from the connection, its Content-Encoding undone in
+        pieces of at most ``piece_size`` bytes (``None``: whole steps)."""
         raw = self._take_stream()
-        decoded = decode_stream(self._content_encoding, raw, self._max_decoded_size)
-        return _rechunk(decoded, chunk_size)
+        return decode_stream(self._content_encoding, raw, self._max_decoded_size, piece_size)
 
     def iter_raw(self, chunk_size: int | None = None) -> Iterator[bytes]:
         """The body in pieces exactly as received, Content-Encoding kept.
