@@ -54,6 +54,11 @@ PIECE_SIZE: Final = 64 * 1024
 #: costs less than that.
 DECODE_STEP: Final = 1024 * 1024
 
+#: Most codings undone for one body. Servers apply one, rarely two; every
+#: layer costs its decompressor's state (about 40 KiB for zlib) and a step
+#: in flight, so a header listing thousands would be a bomb of its own.
+MAX_CODINGS: Final = 5
+
 #: Input fed per call to a brotli module too old to bound its output
 #: (brotli or brotlicffi before 1.2): see `BrotliDecoder`.
 BROTLI_SLICE: Final = 64
@@ -397,6 +402,11 @@ def _decoders(content_encoding: str | None, max_size: int | None) -> list[Decode
             # either: hand the bytes over as they are.
             return []
         decoders.append(decoder)
+    if len(decoders) > MAX_CODINGS:
+        raise DecodingError(
+            f"Content-Encoding lists {len(decoders)} codings; at most {MAX_CODINGS}"
+            " are undone (a decompression bomb of its own)"
+        )
     return decoders
 
 
@@ -420,8 +430,8 @@ def decode_stream(
     rather than failing the whole response.
 
     Raises:
-        DecodingError: the data is corrupt for its coding, or decodes to
-            more than ``max_size`` bytes.
+        DecodingError: the data is corrupt for its coding, decodes to more
+            than ``max_size`` bytes, or has more than ``MAX_CODINGS`` codings.
     """
     try:
         decoders = _decoders(content_encoding, max_size)

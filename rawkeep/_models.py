@@ -248,8 +248,9 @@ class Response:
         Raises:
             ReadTimeout, RemoteProtocolError: while reading; the connection
                 is then closed.
-            DecodingError: the body is corrupt for its Content-Encoding, or
-                decodes to more than ``max_decoded_size``.
+            DecodingError: the body is corrupt for its Content-Encoding,
+                decodes to more than ``max_decoded_size``, or lists more
+                than five codings.
             RuntimeError: the body was already consumed, or the response
                 closed before it was read.
             ValueError: ``chunk_size`` is not positive.

@@ -282,6 +282,28 @@ def test_an_inner_stream_cut_short_raises_after_bounded_pieces(
     assert client.pool_stats().active == 0
 
 
+def test_more_than_five_codings_are_refused(
+    start_keepalive_server: Callable[..., ScriptedServer], client: rawkeep.Client
+) -> None:
+    def layers(count: int) -> bytes:
+        data = PLAIN
+        for _ in range(count):
+            data = gzip.compress(data)
+        return data
+
+    five = start_keepalive_server(respond=serving(layers(5), ", ".join(["gzip"] * 5)))
+    assert client.get(five.url).content == PLAIN
+    # Each layer costs a decompressor: a long list is a bomb of its own.
+    six = start_keepalive_server(
+        respond=serving(layers(6), ", ".join(["gzip", "identity"] * 6), chunked=True)
+    )
+    with pytest.raises(rawkeep.DecodingError, match="6 codings"):
+        client.get(six.url)
+    stats = client.pool_stats()
+    assert stats.active == 0
+    assert stats.opened - stats.closed == stats.idle
+
+
 # -- br and zstd, where a module for them is installed ---------------------------------
 
 
