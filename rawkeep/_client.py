@@ -22,6 +22,7 @@ import os
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from ._auth import AuthInput, basic_auth_header, userinfo_credentials
+from ._connect import Connector, open_stream
 from ._connection import Connection
 from ._cookies import apply_cookies, store_cookies
 from ._decoders import accept_encoding
@@ -36,7 +37,6 @@ from ._exceptions import (
 from ._headers import Headers, HeadersInput
 from ._models import Response
 from ._pool import Pool, PoolStats
-from ._proxy import ProxyConfig, open_tunnel
 from ._redirects import is_redirect, plan_redirect
 from ._request import Content, FormInput, Request, encode_body, merge_headers
 from ._timeout import (
@@ -52,7 +52,6 @@ from ._url import URL, QueryParams, Route
 from ._version import __version__
 
 if TYPE_CHECKING:
-    import ssl
     from collections.abc import Iterator
     from http.cookiejar import CookieJar
     from types import TracebackType
@@ -150,12 +149,13 @@ class Client:
         max_header_size: int = 64 * 1024,
         max_decoded_size: int | None = None,
     ) -> None:
-        if uds is not None and (proxy is not None or trust_env):
-            raise ValueError("uds= sends every request over a local socket: no proxy with it")
-        if uds is not None and not isinstance(uds, str | os.PathLike):
-            raise TypeError(f"uds must be a path, not {uds!r}")
-        self._uds = None if uds is None else os.fspath(uds)
-        self._proxies = ProxyConfig(proxy, os.environ if trust_env else None)
+        self._connector = Connector(
+            verify=verify,
+            cert=cert,
+            proxy=proxy,
+            environ=os.environ if trust_env else None,
+            uds=uds,
+        )
         builtin = Headers(
             [
                 ("User-Agent", USER_AGENT),
@@ -188,14 +188,6 @@ class Client:
         self._timeout = to_timeout(timeout)
         self._retries = _count("retries", retries, minimum=0)
         self._max_redirects = _count("max_redirects", max_redirects, minimum=0)
-        if not isinstance(verify, bool | str):
-            import ssl  # the caller passed an object: ssl is loaded already
-
-            if not isinstance(verify, ssl.SSLContext):
-                raise TypeError(f"verify must be a bool, a path or an SSLContext, not {verify!r}")
-        self._verify = verify
-        self._cert = cert
-        self._ssl_context: ssl.SSLContext | None = None
         self._emitter = Emitter(on_event)
         self._pool = Pool(
             opener=self._open_connection,
@@ -426,12 +418,16 @@ class Client:
     def _route(self, url: URL, headers: Headers) -> Route:
         """The pool key for ``url``; adds ``Proxy-Authorization`` to requests
         a proxy forwards (https goes through a tunnel: it stays out)."""
-        proxy = None if self._uds is not None else self._proxies.for_origin(url.origin)
-        if proxy is None:
-            return Route(url.origin)
-        if url.scheme == "http" and proxy.authorization and "proxy-authorization" not in headers:
+        route = self._connector.route(url.origin)
+        proxy = route.proxy
+        if (
+            proxy is not None
+            and url.scheme == "http"
+            and proxy.authorization
+            and "proxy-authorization" not in headers
+        ):
             headers["Proxy-Authorization"] = proxy.authorization
-        return Route(url.origin, proxy.origin)
+        return route
 
     def _add_auth(self, headers: Headers, url: URL, auth: AuthInput | None) -> None:
         # An explicit Authorization header wins; then the request's auth=,
@@ -564,48 +560,8 @@ class Client:
     def _open_connection(
         self, route: Route, connection_id: int, connect_timeout: float | None
     ) -> Connection:
-        # Imported here, on the first connection: ``socket`` (and ``select``)
-        # cost an import of rawkeep about 2.5 ms that only I/O needs.
-        from ._socket import connect, connect_unix
-
-        origin = route.origin
-        context = self._get_ssl_context() if origin.scheme == "https" else None
-        if self._uds is None and route.proxy is None:
-            stream = connect(
-                origin.host,
-                origin.port,
-                timeout=connect_timeout,
-                ssl_context=context,
-                server_hostname=origin.host,
-            )
-            return Connection(stream, route, connection_id, max_head_size=self._max_header_size)
-        # A Unix socket or a proxy first, then (for https) TLS over it. The
-        # connect timeout bounds each step; they are short and sequential.
-        if self._uds is not None:
-            stream = connect_unix(self._uds, timeout=connect_timeout)
-        else:
-            proxy = self._proxies.for_origin(origin)
-            assert proxy is not None  # the route was made from this config
-            stream = connect(proxy.origin.host, proxy.origin.port, timeout=connect_timeout)
-            if context is not None:
-                try:
-                    open_tunnel(stream, proxy, origin, connect_timeout)
-                except BaseException:
-                    stream.close()
-                    raise
-        if context is not None:
-            stream = stream.start_tls(context, origin.host, connect_timeout)
+        stream = open_stream(self._connector, route, connect_timeout)
         return Connection(stream, route, connection_id, max_head_size=self._max_header_size)
-
-    def _get_ssl_context(self) -> ssl.SSLContext:
-        # Built once, on the first https connection: loading the system trust
-        # store costs milliseconds that plain-http users should not pay. A
-        # race between two first connections builds it twice, harmlessly.
-        if self._ssl_context is None:
-            from ._socket import make_ssl_context
-
-            self._ssl_context = make_ssl_context(self._verify, self._cert)
-        return self._ssl_context
 
 
 def _count(name: str, value: int, *, minimum: int) -> int:

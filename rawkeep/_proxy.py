@@ -24,64 +24,17 @@ with ``trust_env=True``: no hidden global behaviour by default.
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import h11
 
-from ._auth import basic_auth_header, userinfo_credentials
-from ._exceptions import (
-    ConnectTimeout,
-    InvalidURL,
-    ProxyError,
-    ReadTimeout,
-    RemoteProtocolError,
-    WriteTimeout,
-)
-from ._url import URL, Origin, _redact
+from ._exceptions import ProxyError
+from ._url import Origin, Proxy
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ._socket import Stream
-
-__all__ = ["Proxy", "ProxyConfig", "open_tunnel"]
-
-
-class Proxy(NamedTuple):
-    """One proxy: where it is and the ``Proxy-Authorization`` it needs.
-
-    ``repr`` and ``str`` show the origin only, never the credentials.
-    """
-
-    origin: Origin
-    authorization: str | None
-
-    def __str__(self) -> str:
-        return str(self.origin)
-
-    def __repr__(self) -> str:
-        return f"Proxy({str(self.origin)!r})"
-
-    @classmethod
-    def parse(cls, url: str) -> Proxy:
-        """Parse ``http://[user:password@]host:port``.
-
-        Raises:
-            InvalidURL: not an http:// URL (https and SOCKS proxies are not
-                supported), or otherwise unusable.
-        """
-        if "://" not in url:
-            raise InvalidURL(f"proxy URL needs a scheme, like http://{_redact(url)}")
-        try:
-            parsed = URL(url)
-        except InvalidURL as exc:
-            # Say which URL: a proxy URL often comes from the environment.
-            raise InvalidURL(f"unusable proxy URL: {exc.message}") from exc
-        if parsed.scheme != "http":
-            raise InvalidURL(f"only http:// proxies are supported, not {parsed.scheme}://")
-        credentials = userinfo_credentials(parsed.userinfo)
-        authorization = None if credentials is None else basic_auth_header(credentials)
-        return cls(parsed.origin, authorization)
+__all__ = ["Proxy", "ProxyConfig", "Tunnel"]
 
 
 class ProxyConfig:
@@ -158,61 +111,55 @@ def _in_network(host: str, entry: str) -> bool:
         return False
 
 
-def open_tunnel(stream: Stream, proxy: Proxy, target: Origin, timeout: float | None) -> None:
-    """Ask the proxy for a tunnel to ``target`` with ``CONNECT``.
+class Tunnel:
+    """The ``CONNECT`` exchange that asks ``proxy`` for a byte tunnel to
+    ``target``, without I/O: ``request`` is what to send; ``feed`` takes
+    what the proxy answers until the tunnel is open.
 
-    On return the stream carries raw bytes to the target (TLS comes next).
-
-    Raises:
-        ProxyError: the proxy answered with a status other than 2xx (its
-            status is in ``.status``), or broke the exchange.
-        ConnectTimeout: the proxy did not answer within ``timeout``.
+    A proxy says nothing after its answer until the client speaks (TLS
+    starts with our hello), so the reads that complete the answer take no
+    byte that belongs to the tunnel.
     """
-    host = f"[{target.host}]" if ":" in target.host else target.host
-    authority = f"{host}:{target.port}"  # RFC 9110 section 9.3.6: always host:port
-    headers = [("Host", authority)]
-    if proxy.authorization is not None:
-        headers.append(("Proxy-Authorization", proxy.authorization))
-    try:
-        return _connect_exchange(stream, proxy, authority, headers, target, timeout)
-    except (ReadTimeout, WriteTimeout) as exc:
-        # Part of opening the connection: the connect timeout's business.
-        raise ConnectTimeout(f"proxy {proxy} did not open the tunnel within {timeout} s") from exc
 
+    __slots__ = ("_h11", "authority", "proxy", "request", "target")
 
-def _connect_exchange(
-    stream: Stream,
-    proxy: Proxy,
-    authority: str,
-    headers: list[tuple[str, str]],
-    target: Origin,
-    timeout: float | None,
-) -> None:
-    conn = h11.Connection(h11.CLIENT)
-    stream.send_all(
-        conn.send(h11.Request(method="CONNECT", target=authority, headers=headers)), timeout
-    )
-    while True:
-        try:
-            event = conn.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise ProxyError(f"proxy {proxy} broke the CONNECT exchange: {exc}") from exc
-        if event is h11.NEED_DATA:
-            try:
-                # A proxy says nothing after its answer until the client
-                # speaks (TLS starts with our hello), so this reads no
-                # byte that belongs to the tunnel.
-                data = stream.recv(16 * 1024, timeout)
-            except RemoteProtocolError as exc:
-                raise ProxyError(f"proxy {proxy} dropped the CONNECT: {exc}") from exc
-            conn.receive_data(data)
-            continue
-        if type(event) is h11.Response:
-            break
-    if not 200 <= event.status_code < 300:
-        raise ProxyError(
-            f"proxy {proxy} refused CONNECT {authority}: {event.status_code}"
-            f" {event.reason.decode('latin-1')}",
-            status=event.status_code,
-            origin=str(target),
+    def __init__(self, proxy: Proxy, target: Origin) -> None:
+        self.proxy = proxy
+        self.target = target
+        host = f"[{target.host}]" if ":" in target.host else target.host
+        #: RFC 9110 section 9.3.6: always host:port.
+        self.authority = f"{host}:{target.port}"
+        headers = [("Host", self.authority)]
+        if proxy.authorization is not None:
+            headers.append(("Proxy-Authorization", proxy.authorization))
+        self._h11 = h11.Connection(h11.CLIENT)
+        self.request = self._h11.send(
+            h11.Request(method="CONNECT", target=self.authority, headers=headers)
         )
+
+    def feed(self, data: bytes) -> bool:
+        """Bytes from the proxy (b"": it closed); True once the tunnel is open.
+
+        Raises:
+            ProxyError: the proxy refused (its status is in ``.status``) or
+                broke the exchange.
+        """
+        conn = self._h11
+        conn.receive_data(data)
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise ProxyError(f"proxy {self.proxy} broke the CONNECT exchange: {exc}") from exc
+            if event is h11.NEED_DATA:
+                return False
+            if type(event) is h11.Response:
+                break
+        if not 200 <= event.status_code < 300:
+            raise ProxyError(
+                f"proxy {self.proxy} refused CONNECT {self.authority}: {event.status_code}"
+                f" {event.reason.decode('latin-1')}",
+                status=event.status_code,
+                origin=str(self.target),
+            )
+        return True

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Final, NamedTuple, TypeAlias
 from urllib.parse import quote, unquote, urlencode
 
+from ._auth import basic_auth_header, userinfo_credentials
 from ._exceptions import InvalidURL
 
 __all__ = ["URL", "Origin", "QueryParams", "Route", "merge_params"]
@@ -87,14 +88,51 @@ class Origin(NamedTuple):
         return f"{host}:{self.port}"
 
 
-class Route(NamedTuple):
-    """What a pooled connection is for: a target origin, reached directly
-    or through a proxy. The pool key: connections are shared only between
-    requests with the same route.
+class Proxy(NamedTuple):
+    """One proxy: where it is and the ``Proxy-Authorization`` it needs.
+
+    ``repr`` and ``str`` show the origin only, never the credentials.
     """
 
     origin: Origin
-    proxy: Origin | None = None
+    authorization: str | None
+
+    def __str__(self) -> str:
+        return str(self.origin)
+
+    def __repr__(self) -> str:
+        return f"Proxy({str(self.origin)!r})"
+
+    @classmethod
+    def parse(cls, url: str) -> Proxy:
+        """Parse ``http://[user:password@]host:port``.
+
+        Raises:
+            InvalidURL: not an http:// URL (https and SOCKS proxies are not
+                supported), or otherwise unusable.
+        """
+        if "://" not in url:
+            raise InvalidURL(f"proxy URL needs a scheme, like http://{_redact(url)}")
+        try:
+            parsed = URL(url)
+        except InvalidURL as exc:
+            # Say which URL: a proxy URL often comes from the environment.
+            raise InvalidURL(f"unusable proxy URL: {exc.message}") from exc
+        if parsed.scheme != "http":
+            raise InvalidURL(f"only http:// proxies are supported, not {parsed.scheme}://")
+        credentials = userinfo_credentials(parsed.userinfo)
+        authorization = None if credentials is None else basic_auth_header(credentials)
+        return cls(parsed.origin, authorization)
+
+
+class Route(NamedTuple):
+    """What a pooled connection is for: a target origin, reached directly
+    or through a proxy. The pool key: connections are shared only between
+    requests with the same route (the proxy's credentials included).
+    """
+
+    origin: Origin
+    proxy: Proxy | None = None
 
     def __str__(self) -> str:
         if self.proxy is None:

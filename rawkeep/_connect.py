@@ -1,0 +1,200 @@
+"""Opening connections: direct TCP, a Unix socket, a forward proxy, a CONNECT tunnel, TLS.
+
+A route (target origin, and the proxy if any) is reached in one of five
+ways, decided here and nowhere else:
+
+=====================  =============================================
+direct http            TCP to the target
+direct https           TCP to the target, then TLS (one deadline)
+``uds=``               the Unix socket; TLS over it for https
+http via a proxy       TCP to the proxy; requests in absolute form
+https via a proxy      TCP to the proxy, ``CONNECT``, then TLS to the
+                       target inside the tunnel
+=====================  =============================================
+
+``Connector`` holds what opening needs (the proxy configuration, the Unix
+socket path, the TLS settings and the one SSL context built from them) and
+turns a route into a ``Plan`` without I/O. ``open_stream`` carries a plan
+out with blocking sockets; the connect timeout bounds each step, and the
+steps are short and sequential. Errors come from ``_socket``, the one
+module that maps OS and TLS errors; a failure to reach a proxy says it was
+the proxy.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, NamedTuple
+
+from ._exceptions import ConnectError, ConnectTimeout, ReadTimeout, WriteTimeout
+from ._proxy import Proxy, ProxyConfig, Tunnel
+from ._url import Route
+
+if TYPE_CHECKING:
+    import ssl
+    from collections.abc import Mapping
+
+    from ._socket import CertInput, Stream, VerifyInput
+    from ._url import Origin
+
+__all__ = ["Connector", "Plan", "open_stream"]
+
+
+class Plan(NamedTuple):
+    """How one route is reached (see the module docstring)."""
+
+    #: Where the TCP connection goes: the target, or the proxy.
+    host: str
+    port: int
+    #: A Unix socket path instead of TCP.
+    uds: str | None
+    #: The proxy to ask for a tunnel first (https via a proxy).
+    tunnel: Proxy | None
+    #: The proxy the TCP connection goes to, if any (for error messages).
+    proxy: Proxy | None
+    #: The name TLS verifies, or None for plain http.
+    tls_host: str | None
+
+
+class Connector:
+    """Decides how each route is reached, and holds what opening needs.
+
+    Args:
+        verify: ``True``, ``False``, a CA bundle path or an ``SSLContext``.
+        cert: client certificate path, or ``(cert, key)``.
+        proxy: one proxy URL for every request.
+        environ: read proxy variables from it (``trust_env=True``).
+        uds: path of a Unix socket to send every request over.
+
+    Raises:
+        ValueError, TypeError: ``uds`` with a proxy, or not a path; ``verify``
+            of the wrong type.
+        InvalidURL: the proxy URL can't be used.
+    """
+
+    def __init__(
+        self,
+        *,
+        verify: VerifyInput,
+        cert: CertInput,
+        proxy: str | None,
+        environ: Mapping[str, str] | None,
+        uds: str | os.PathLike[str] | None,
+    ) -> None:
+        if uds is not None and (proxy is not None or environ is not None):
+            raise ValueError("uds= sends every request over a local socket: no proxy with it")
+        if uds is not None and not isinstance(uds, str | os.PathLike):
+            raise TypeError(f"uds must be a path, not {uds!r}")
+        if not isinstance(verify, bool | str):
+            import ssl  # the caller passed an object: ssl is loaded already
+
+            if not isinstance(verify, ssl.SSLContext):
+                raise TypeError(f"verify must be a bool, a path or an SSLContext, not {verify!r}")
+        self._uds = None if uds is None else os.fspath(uds)
+        self._proxies = ProxyConfig(proxy, environ)
+        self._verify = verify
+        self._cert = cert
+        self._ssl_context: ssl.SSLContext | None = None
+
+    def route(self, origin: Origin) -> Route:
+        """The pool key for requests to ``origin``: the proxy is chosen here,
+        once per request, and travels with the route."""
+        proxy = None if self._uds is not None else self._proxies.for_origin(origin)
+        return Route(origin) if proxy is None else Route(origin, proxy)
+
+    def plan(self, route: Route) -> Plan:
+        """How to reach ``route``, without I/O."""
+        origin, proxy = route
+        tls_host = origin.host if origin.scheme == "https" else None
+        if proxy is None:
+            return Plan(origin.host, origin.port, self._uds, None, None, tls_host)
+        tunnel = proxy if tls_host is not None else None
+        return Plan(proxy.origin.host, proxy.origin.port, None, tunnel, proxy, tls_host)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context every https connection shares.
+
+        Built on the first https connection: loading the system trust store
+        costs milliseconds that plain-http users should not pay. A race
+        between two first connections builds it twice, harmlessly.
+        """
+        if self._ssl_context is None:
+            from ._socket import make_ssl_context
+
+            self._ssl_context = make_ssl_context(self._verify, self._cert)
+        return self._ssl_context
+
+
+def open_stream(connector: Connector, route: Route, timeout: float | None) -> Stream:
+    """Carry out ``connector.plan(route)`` with blocking sockets.
+
+    Raises:
+        ConnectError, ConnectTimeout: the target, socket or proxy could not
+            be reached in time.
+        TLSError: the handshake failed or the certificate did not verify.
+        ProxyError: the proxy refused or broke the tunnel.
+    """
+    # Imported here, on the first connection: ``socket`` (and ``select``)
+    # cost an import of rawkeep about 2.5 ms that only I/O needs.
+    from ._socket import connect, connect_unix
+
+    plan = connector.plan(route)
+    context = None if plan.tls_host is None else connector.ssl_context()
+    if plan.uds is None and plan.proxy is None:
+        return connect(
+            plan.host,
+            plan.port,
+            timeout=timeout,
+            ssl_context=context,
+            server_hostname=plan.tls_host,
+        )
+    if plan.uds is not None:
+        stream = connect_unix(plan.uds, timeout=timeout)
+    else:
+        stream = _connect_proxy(plan, timeout)
+    try:
+        if plan.tunnel is not None:
+            _open_tunnel(stream, Tunnel(plan.tunnel, route.origin), timeout)
+    except BaseException:
+        stream.close()
+        raise
+    if context is not None and plan.tls_host is not None:
+        stream = stream.start_tls(context, plan.tls_host, timeout)
+    return stream
+
+
+def _connect_proxy(plan: Plan, timeout: float | None) -> Stream:
+    from ._socket import connect
+
+    try:
+        return connect(plan.host, plan.port, timeout=timeout)
+    except ConnectTimeout as exc:
+        raise ConnectTimeout(f"proxy {plan.proxy}: {exc.message}") from exc
+    except ConnectError as exc:
+        raise ConnectError(f"proxy {plan.proxy}: {exc.message}") from exc
+
+
+def _open_tunnel(stream: Stream, tunnel: Tunnel, timeout: float | None) -> None:
+    """The CONNECT exchange over ``stream``; on return it carries raw bytes
+    to the target (TLS comes next).
+
+    Raises:
+        ProxyError: the proxy refused or broke the exchange.
+        ConnectTimeout: the proxy did not answer within ``timeout``.
+    """
+    from ._exceptions import ProxyError, RemoteProtocolError
+
+    try:
+        stream.send_all(tunnel.request, timeout)
+        while True:
+            try:
+                data = stream.recv(16 * 1024, timeout)
+            except RemoteProtocolError as exc:
+                raise ProxyError(f"proxy {tunnel.proxy} dropped the CONNECT: {exc}") from exc
+            if tunnel.feed(data):
+                return
+    except (ReadTimeout, WriteTimeout) as exc:
+        # Part of opening the connection: the connect timeout's business.
+        raise ConnectTimeout(
+            f"proxy {tunnel.proxy} did not open the tunnel within {timeout} s"
+        ) from exc
