@@ -22,6 +22,7 @@ import os
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from ._auth import AuthInput, basic_auth_header, userinfo_credentials
+from ._body import BodyStream
 from ._connect import Connector, open_stream
 from ._connection import Connection
 from ._cookies import apply_cookies, store_cookies
@@ -552,7 +553,12 @@ class Client:
         )
         head = early if early is not None else conn.receive_head(limits.read)
         return Response._from_head(
-            head, request.url_text, conn, self._pool, limits.read, self._max_decoded_size
+            head,
+            request.url_text,
+            BodyStream(conn, self._pool, limits.read),
+            connection_id=conn.id,
+            reused=conn.reused,
+            max_decoded_size=self._max_decoded_size,
         )
 
     # -- connections ----------------------------------------------------------------

@@ -312,6 +312,13 @@ class Connection:
             pieces.append(data)
         return bytes(pieces[0]) if len(pieces) == 1 else b"".join(pieces)
 
+    def body_left(self) -> int | None:
+        """Bytes of a counted body not read yet; None when the body is not
+        counted (chunked, until close) or no head was read."""
+        ex = self._ex
+        body = None if ex is None else ex.body
+        return None if body is None else body.left
+
     def _finish(self, ex: Exchange) -> None:
         """The cycle ended: record the exchange's verdict; a connection fit
         for another cycle starts it on a fresh h11 state machine."""

@@ -191,6 +191,8 @@ class H11Body:
 
     #: Never the whole body at once: h11 hands it over in pieces.
     at_hand: Final = None
+    #: Not counted: how much is left is known only at its end.
+    left: Final = None
 
     def __init__(self, h11_conn: h11.Connection, max_head_size: int, chunked: bool) -> None:
         self._h11 = h11_conn

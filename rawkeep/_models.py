@@ -1,37 +1,24 @@
 """``Response``: a status, headers, and a body that may still be on the wire.
 
-A ``Response`` owns its connection until the body has been read to the end,
-then hands it back to the pool. Closing it earlier either drains the rest
-(when little is left, so the connection can be reused) or closes the
-connection: a half-read connection is never reused, because the next
-response would start in the middle of this one's body.
+A streamed response reads its body through a ``_body.BodyStream``, which
+owns the connection until the body ends or is closed, and gives it back.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Generator, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, final
 
+from ._body import DRAIN_LIMIT
 from ._decoders import PIECE_SIZE, decode_stream
-from ._exceptions import HTTPStatusError, RawkeepError
+from ._exceptions import HTTPStatusError
 from ._headers import Headers
 
 if TYPE_CHECKING:
-    from ._connection import Connection, Head
-    from ._events import CloseReason
-    from ._pool import Pool
+    from ._body import BodyStream
+    from ._exchange import Head
 
 __all__ = ["Response"]
-
-#: A streamed response closed with at most this much body left is drained so
-#: its connection can be reused; with more left, reading it would cost more
-#: than a new connection (a loopback connect is ~50 us, 64 KiB ~20 us of reads,
-#: but over a real network the balance tips quickly).
-DRAIN_LIMIT: Final = 64 * 1024
-
-#: Most seconds spent draining, whatever the read timeout says.
-DRAIN_TIME: Final = 1.0
 
 
 @final
@@ -51,16 +38,12 @@ class Response:
 
     __slots__ = (
         "__weakref__",
-        "_conn",
+        "_body",
         "_content",
         "_content_encoding",
         "_headers",
         "_max_decoded_size",
-        "_pool",
         "_raw_headers",
-        "_read_timeout",
-        "_received",
-        "_stream_started",
         "connection_id",
         "history",
         "http_version",
@@ -78,60 +61,58 @@ class Response:
         http_version: str,
         headers: Headers,
         url: str,
-        connection: Connection | None = None,
-        pool: Pool | None = None,
-        read_timeout: float | None = None,
-        max_decoded_size: int | None = None,
         content: bytes | None = None,
         connection_id: int = -1,
         reused: bool = False,
     ) -> None:
-        self.status = status
-        self.reason = reason
-        self.http_version = http_version
+        self._start(status, reason, http_version, url, connection_id, reused)
         self._headers: Headers | None = headers
         self._raw_headers: list[tuple[bytes, bytes]] = []
-        self.url = url
-        self.history: list[Response] = []
-        self.connection_id = connection.id if connection is not None else connection_id
-        self.reused = connection.reused if connection is not None else reused
-        self._conn = connection
-        self._pool = pool
-        self._read_timeout = read_timeout
-        self._max_decoded_size = max_decoded_size
         self._content_encoding = headers.get("content-encoding")
         self._content = content
-        self._received = 0
-        self._stream_started = False
+        self._body: BodyStream | None = None
+        self._max_decoded_size: int | None = None
 
     @classmethod
     def _from_head(
         cls,
         head: Head,
         url: str,
-        connection: Connection,
-        pool: Pool,
-        read_timeout: float | None,
+        body: BodyStream,
+        *,
+        connection_id: int,
+        reused: bool,
         max_decoded_size: int | None,
     ) -> Response:
-        """A response whose body is still on ``connection`` (the client's
-        path: the same as ``__init__``, minus the work nobody may need)."""
+        """A response whose body is still to be read from ``body`` (the
+        client's path; its headers are built only if someone looks)."""
         self = cls.__new__(cls)
-        self.status, self.reason, self.http_version, self._raw_headers, encoding = head
+        self._start(head.status, head.reason, head.http_version, url, connection_id, reused)
         self._headers = None
-        self.url = url
-        self.history = []
-        self.connection_id = connection.id
-        self.reused = connection.reused
-        self._conn = connection
-        self._pool = pool
-        self._read_timeout = read_timeout
-        self._max_decoded_size = max_decoded_size
-        self._content_encoding = encoding
+        self._raw_headers = head.raw_headers
+        self._content_encoding = head.content_encoding
         self._content = None
-        self._received = 0
-        self._stream_started = False
+        self._body = body
+        self._max_decoded_size = max_decoded_size
         return self
+
+    def _start(
+        self,
+        status: int,
+        reason: str,
+        http_version: str,
+        url: str,
+        connection_id: int,
+        reused: bool,
+    ) -> None:
+        """The public facts, the same for both constructors."""
+        self.status = status
+        self.reason = reason
+        self.http_version = http_version
+        self.url = url
+        self.history: list[Response] = []
+        self.connection_id = connection_id
+        self.reused = reused
 
     @property
     def headers(self) -> Headers:
@@ -164,26 +145,16 @@ class Response:
                 # joined at once, and fewer of them join faster.
                 self._content = b"".join(self._decoded(piece_size=None))
             else:
-                self._content = self._read_rest()
+                # Straight from the connection, without the generators
+                # iteration needs (most bodies are small and arrive whole).
+                self._content = self._stream().read_all()
         return self._content
 
-    def _read_rest(self) -> bytes:
-        """The undecoded body, read straight from the connection without the
-        generators iteration needs (most bodies are small and arrive whole)."""
-        conn = self._conn
-        if self._stream_started or conn is None:
-            self._take_stream_started()  # raises the right RuntimeError
-        assert conn is not None
-        self._stream_started = True
-        try:
-            content = conn.receive_rest(self._read_timeout)
-        except BaseException as exc:
-            self._fail(conn, exc)
-            raise
-        self._conn = None
-        self._give_back(conn, None)
-        self._received += len(content)
-        return content
+    def _stream(self) -> BodyStream:
+        body = self._body
+        if body is None:
+            raise RuntimeError("the response was closed before its body was read")
+        return body
 
     def _read_or_close(self) -> None:
         """Read the body if it is small (at most 64 KiB); otherwise close.
@@ -263,7 +234,7 @@ class Response:
     def _decoded(self, piece_size: int | None) -> Iterator[bytes]:
         """The body from the connection, its Content-Encoding undone in
         pieces of at most ``piece_size`` bytes (``None``: whole steps)."""
-        raw = self._take_stream()
+        raw = self._stream().pieces()
         return decode_stream(self._content_encoding, raw, self._max_decoded_size, piece_size)
 
     def iter_raw(self, chunk_size: int | None = None) -> Iterator[bytes]:
@@ -279,67 +250,14 @@ class Response:
                     "the body was already read and decoded; iter_raw() must come first"
                 )
             return _rechunk(iter((self._content,)), chunk_size)
-        return _rechunk(self._take_stream(), chunk_size)
-
-    def _take_stream(self) -> Iterator[bytes]:
-        self._take_stream_started()
-        return self._iter_from_connection()
-
-    def _take_stream_started(self) -> None:
-        if self._stream_started:
-            raise RuntimeError("the response body was already consumed")
-        if self._conn is None:
-            raise RuntimeError("the response was closed before its body was read")
-        self._stream_started = True
-
-    def _iter_from_connection(self) -> Iterator[bytes]:
-        try:
-            while (chunk := self._read_chunk()) is not None:
-                yield chunk
-        finally:
-            # Left early (break, exception in the caller's loop): close, which
-            # drains a small rest or closes the connection.
-            if self._conn is not None:
-                self.close()
-
-    def _read_chunk(self) -> bytes | None:
-        conn = self._conn
-        if conn is None:
-            return None
-        try:
-            data = conn.receive_body(self._read_timeout)
-        except BaseException as exc:
-            self._fail(conn, exc)
-            raise
-        if data is None:
-            self._conn = None
-            self._give_back(conn, None)
-            return None
-        self._received += len(data)
-        return data if type(data) is bytes else bytes(data)
-
-    def _fail(self, conn: Connection, exc: BaseException) -> None:
-        """Reading failed: close the connection, say which one in the error."""
-        self._conn = None
-        self._give_back(conn, "error")
-        if isinstance(exc, RawkeepError):
-            exc.origin = conn.origin_str
-            exc.connection_id = conn.id
-
-    def _give_back(self, conn: Connection, reason: CloseReason | None) -> None:
-        """Release ``conn`` to the pool, or close it for ``reason``."""
-        assert self._pool is not None
-        if reason is None:
-            self._pool.release(conn)
-        else:
-            self._pool.discard(conn, reason)
+        return _rechunk(self._stream().pieces(), chunk_size)
 
     # -- closing --------------------------------------------------------------
 
     @property
     def is_closed(self) -> bool:
         """Whether the connection has been handed back (body read or closed)."""
-        return self._conn is None
+        return self._body is None or self._body.is_closed
 
     def close(self) -> None:
         """Give the connection back without reading the rest of the body.
@@ -347,27 +265,8 @@ class Response:
         A small rest (at most 64 KiB, read within 1 s) is drained and the
         connection reused; otherwise it is closed. Idempotent.
         """
-        conn = self._conn
-        if conn is None:
-            return
-        self._conn = None
-        self._give_back(conn, None if self._drain(conn) else "unread_body")
-
-    def _drain(self, conn: Connection) -> bool:
-        length = self.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) - self._received > DRAIN_LIMIT:
-            return False
-        deadline = time.monotonic() + DRAIN_TIME
-        budget = DRAIN_LIMIT
-        timeout = DRAIN_TIME if self._read_timeout is None else min(self._read_timeout, DRAIN_TIME)
-        try:
-            while (data := conn.receive_body(timeout)) is not None:
-                budget -= len(data)
-                if budget < 0 or time.monotonic() > deadline:
-                    return False
-        except RawkeepError:
-            return False
-        return True
+        if self._body is not None:
+            self._body.close()
 
     def __enter__(self) -> Response:
         return self
@@ -401,7 +300,7 @@ class Response:
 
     def __getstate__(self) -> dict[str, Any]:
         # A pickled response keeps its data, never its connection.
-        if self._conn is not None:
+        if not self.is_closed:
             self.read()
         return {
             "status": self.status,
