@@ -30,7 +30,6 @@ from ._exceptions import (
     ConnectError,
     ConnectTimeout,
     DecodingError,
-    HTTPStatusError,
     InvalidURL,
     LocalProtocolError,
     PoolTimeout,
@@ -44,7 +43,7 @@ from ._exceptions import (
     WriteTimeout,
 )
 from ._headers import Headers
-from ._models import Response
+from ._models import HTTPStatusError, Response
 from ._pool_core import PoolStats
 from ._timeout import Timeout
 from ._version import __version__

@@ -23,6 +23,7 @@ The tree::
     ├── TooManyRedirects      more redirects than max_redirects
     ├── DecodingError         a Content-Encoding could not be decoded
     └── HTTPStatusError       raise_for_status() on a 4xx or 5xx response
+                              (defined beside Response, in _models)
 
 ``rawkeep.TimeoutError`` shadows the builtin of the same name inside this
 package; import it qualified (``rawkeep.TimeoutError``).
@@ -30,17 +31,11 @@ package; import it qualified (``rawkeep.TimeoutError``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ._models import Response
-
 __all__ = [
     "ClientClosed",
     "ConnectError",
     "ConnectTimeout",
     "DecodingError",
-    "HTTPStatusError",
     "InvalidURL",
     "LocalProtocolError",
     "PoolTimeout",
@@ -177,23 +172,3 @@ class TooManyRedirects(RawkeepError):
 
 class DecodingError(RawkeepError):
     """The response body could not be decoded per its Content-Encoding."""
-
-
-class HTTPStatusError(RawkeepError):
-    """``Response.raise_for_status()`` found a 4xx or 5xx status.
-
-    Args:
-        message: the status line and URL.
-        response: the response, body read.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        response: Response | None = None,
-        origin: str | None = None,
-        connection_id: int | None = None,
-    ) -> None:
-        super().__init__(message, origin=origin, connection_id=connection_id)
-        self.response = response

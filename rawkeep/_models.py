@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any, final
 
 from ._body import DRAIN_LIMIT
 from ._decoders import PIECE_SIZE, decode_stream
-from ._exceptions import HTTPStatusError
+from ._exceptions import RawkeepError
 from ._headers import Headers
 
 if TYPE_CHECKING:
     from ._body import BodyStream
     from ._exchange import Head
 
-__all__ = ["Response"]
+__all__ = ["HTTPStatusError", "Response"]
 
 
 @final
@@ -354,3 +354,23 @@ def _exact_chunks(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
             chunks.close()
     if pending:
         yield bytes(pending)
+
+
+class HTTPStatusError(RawkeepError):
+    """``Response.raise_for_status()`` found a 4xx or 5xx status.
+
+    Args:
+        message: the status line and URL.
+        response: the response, body read.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        response: Response | None = None,
+        origin: str | None = None,
+        connection_id: int | None = None,
+    ) -> None:
+        super().__init__(message, origin=origin, connection_id=connection_id)
+        self.response = response
