@@ -164,23 +164,40 @@ class Pool:
         """The general path: ask the core until it hands out a connection or
         a slot, closing what it dooms and waiting when it says so."""
         deadline = None if pool_timeout is None else time.monotonic() + pool_timeout
-        while True:
-            with self._lock:
-                while True:
-                    mono = time.monotonic()
-                    conn, doomed, reserved = self._core.checkout(
-                        route, mono, fresh=fresh, retryable=retryable
-                    )
-                    if conn is not None or doomed or reserved:
-                        break
-                    self._wait(route, deadline, pool_timeout, mono)
-            if doomed:
-                self._close_doomed(doomed, events)
-            if conn is not None:
-                if self._reuse(conn, events):
-                    return conn
-            elif reserved:
-                return self._open_reserved(route, connect_timeout, events)
+        waiter: object = None  # this caller's place in the queue, once it waits
+        try:
+            while True:
+                with self._lock:
+                    while True:
+                        mono = time.monotonic()
+                        conn, doomed, reserved = self._core.checkout(
+                            route, mono, fresh=fresh, retryable=retryable, waiter=waiter
+                        )
+                        if conn is not None or reserved:
+                            if waiter is not None:
+                                waiter = None  # served, and out of the queue
+                                if self._core.has_waiters(route):
+                                    self._cond.notify_all()  # the next in line may go
+                            break
+                        if doomed:
+                            break
+                        if waiter is None:
+                            waiter = object()
+                            self._core.enqueue(route, waiter)
+                        self._wait(route, deadline, pool_timeout, mono)
+                if doomed:
+                    self._close_doomed(doomed, events)
+                if conn is not None:
+                    if self._reuse(conn, events):
+                        return conn
+                elif reserved:
+                    return self._open_reserved(route, connect_timeout, events)
+        finally:
+            if waiter is not None:  # left the queue unserved
+                with self._lock:
+                    self._core.dequeue(route, waiter)
+                    if self._core.has_waiters(route):
+                        self._cond.notify_all()  # the next in line may go
 
     def _wait(
         self, route: Route, deadline: float | None, pool_timeout: float | None, mono: float

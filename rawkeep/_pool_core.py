@@ -120,10 +120,12 @@ class PoolStats:
 class _Host(Generic[C]):
     """Bookkeeping for one route."""
 
-    __slots__ = ("active", "closed", "idle", "open", "opened", "reused")
+    __slots__ = ("active", "closed", "idle", "open", "opened", "reused", "waiters")
 
     def __init__(self) -> None:
         self.idle: deque[C] = deque()  # oldest left, freshest right
+        #: Callers waiting for a connection, in arrival order (see ``enqueue``).
+        self.waiters: deque[object] = deque()
         self.open = 0  # open or connecting: what counts against the limits
         self.active = 0
         self.opened = 0
@@ -184,7 +186,7 @@ class PoolCore(Generic[C]):
         connection, unexpired, with no sweep due. None sends the caller to
         ``checkout``, which handles every other case."""
         host = self._hosts.get(route)
-        if host is None or not host.idle or self.is_closed:
+        if host is None or not host.idle or host.waiters or self.is_closed:
             return None
         conn = host.idle[-1]
         if now >= conn.life.expires_at or now - self._last_sweep >= SWEEP_INTERVAL:
@@ -199,10 +201,20 @@ class PoolCore(Generic[C]):
         return conn
 
     def checkout(
-        self, route: Route, now: float, *, fresh: bool, retryable: bool
+        self,
+        route: Route,
+        now: float,
+        *,
+        fresh: bool,
+        retryable: bool,
+        waiter: object = None,
     ) -> tuple[C | None, list[Doomed[C]], bool]:
         """An idle connection, a reserved slot, or connections to close first
         (then ask again); neither of the three: wait for a release.
+
+        Callers that wait are served in arrival order per route: while any
+        are queued (``enqueue``), only the first of them gets an answer
+        other than "wait"; a newcomer queues behind them.
 
         Raises:
             ClientClosed: the pool was closed.
@@ -213,20 +225,44 @@ class PoolCore(Generic[C]):
         host = self._hosts.get(route)
         if host is None:
             host = self._hosts[route] = _Host[C]()
+        if host.waiters and host.waiters[0] is not waiter:
+            return None, doomed, False  # not this caller's turn
         if now - self._last_sweep >= SWEEP_INTERVAL:
             self._sweep(now, doomed)
         if not fresh:
             conn = self._pop_idle(host, now, doomed, retryable)
             if conn is not None:
+                if waiter is not None:
+                    host.waiters.popleft()  # served: the next in line is first now
                 return conn, doomed, False
         if self._has_room(host):
             host.open += 1
             self._open += 1
+            if waiter is not None:
+                host.waiters.popleft()
             return None, doomed, True
         # Idle connections of this route left now are of no use to this
         # request (a fresh one is wanted, or they are riskier than it may take).
         self._evict_for(route, host, doomed, own=fresh or not retryable)
         return None, doomed, False
+
+    def enqueue(self, route: Route, waiter: object) -> None:
+        """``waiter`` (any object, one per caller) waits for ``route``; pass
+        it to ``checkout`` from now on, and to ``dequeue`` when done."""
+        self._hosts[route].waiters.append(waiter)
+
+    def dequeue(self, route: Route, waiter: object) -> None:
+        """``waiter`` stops waiting unserved (timed out, interrupted); a
+        waiter that ``checkout`` served has left the queue already."""
+        waiters = self._hosts[route].waiters
+        if waiter in waiters:
+            waiters.remove(waiter)
+
+    def has_waiters(self, route: Route) -> bool:
+        """Whether callers wait for ``route`` (after one is served or leaves,
+        the next in line may go: the shell wakes it)."""
+        host = self._hosts.get(route)
+        return host is not None and bool(host.waiters)
 
     def timed_out(self, route: Route, pool_timeout: float | None) -> PoolTimeout:
         """The error for a caller whose wait for ``route`` ran out."""

@@ -126,3 +126,34 @@ def test_threads_closing_streams_early(
     unread = [reason for _, reason in events.summary() if reason == "unread_body"]
     assert len(unread) == 15
     assert_stories_well_formed(events)
+
+
+def test_threads_waiting_for_a_connection_are_served_in_arrival_order(
+    server: ScriptedServer,
+    make_client: Callable[..., rawkeep.Client],
+) -> None:
+    """One connection allowed; it is busy while five threads arrive, 50 ms
+    apart. Each then gets it in the order it arrived, not in whatever order
+    the scheduler wakes them."""
+    import threading
+
+    client = make_client(max_connections_per_host=1)
+    order: list[int] = []
+    lock = threading.Lock()
+
+    def fetch(index: int) -> None:
+        response = client.get(f"{server.url}/{index}")
+        with lock:
+            order.append(int(response.content.decode().lstrip("/")))
+
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(5)]
+    with client.stream("GET", server.url + "/busy") as busy:
+        for thread in threads:
+            thread.start()
+            time.sleep(0.05)  # it is queued by now
+        busy.read()
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive()
+    assert order == [0, 1, 2, 3, 4]
+    assert [r.target for r in server.requests][1:] == ["/0", "/1", "/2", "/3", "/4"]

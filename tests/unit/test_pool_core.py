@@ -305,3 +305,51 @@ def test_the_schedule_stays_bounded_under_churn() -> None:
     stats = shell.core.stats()
     assert (stats.opened, stats.closed, stats.idle) == (2000, 1999, 1)
     assert len(shell.core._due) <= 2 * len(shell.core._scheduled) + 64
+
+
+def test_waiters_are_served_in_arrival_order() -> None:
+    """At the limit, the first caller to wait gets the first release; a
+    newcomer queues behind the waiters even when a connection is idle."""
+    shell = Shell(max_connections_per_host=1)
+    busy = shell.get(route())
+    assert busy is not None
+    first, second = object(), object()
+    for waiter in (first, second):
+        taken, _, reserved = shell.core.checkout(
+            route(), shell.now, fresh=False, retryable=True, waiter=waiter
+        )
+        assert taken is None
+        assert not reserved
+        shell.core.enqueue(route(), waiter)
+    shell.finish(busy)  # idle now
+    assert shell.core.take_freshest(route(), shell.now, True) is None  # no barging
+    not_yet, _, _ = shell.core.checkout(
+        route(), shell.now, fresh=False, retryable=True, waiter=second
+    )
+    assert not_yet is None
+    served, _, _ = shell.core.checkout(
+        route(), shell.now, fresh=False, retryable=True, waiter=first
+    )
+    assert served is busy
+    assert shell.core.has_waiters(route())  # second is first in line now
+    shell.finish(busy)
+    again, _, _ = shell.core.checkout(
+        route(), shell.now, fresh=False, retryable=True, waiter=second
+    )
+    assert again is busy
+    assert not shell.core.has_waiters(route())
+
+
+def test_a_waiter_that_gives_up_leaves_the_queue() -> None:
+    shell = Shell(max_connections_per_host=1)
+    busy = shell.get(route())
+    assert busy is not None
+    quitter, patient = object(), object()
+    shell.core.enqueue(route(), quitter)
+    shell.core.enqueue(route(), patient)
+    shell.core.dequeue(route(), quitter)  # timed out
+    shell.finish(busy)
+    served, _, _ = shell.core.checkout(
+        route(), shell.now, fresh=False, retryable=True, waiter=patient
+    )
+    assert served is busy
