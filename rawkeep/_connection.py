@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Final
 import h11
 
 from ._exceptions import RawkeepError, ReadTimeout, RemoteProtocolError
-from ._exchange import MAX_HEAD_SIZE, NEED_DATA, READ_SIZE, Exchange, Head, new_h11
+from ._exchange import MAX_HEAD_SIZE, Exchange, Head, new_h11
+from ._framing import NEED_DATA, READ_SIZE
 from ._keepalive import Lifetime
 
 if TYPE_CHECKING:

@@ -11,7 +11,8 @@ import h11
 import pytest
 
 import rawkeep
-from rawkeep._exchange import MAX_INTERIM_RESPONSES, NEED_DATA, Exchange, Head, new_h11
+from rawkeep._exchange import MAX_INTERIM_RESPONSES, Exchange, Head, new_h11
+from rawkeep._framing import NEED_DATA
 from rawkeep._keepalive import Lifetime
 
 GET = h11.Request(method="GET", target="/", headers=[("Host", "a.test")])
