@@ -19,27 +19,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from ._auth import AuthInput, basic_auth_header, userinfo_credentials
 from ._body import BodyStream
 from ._connect import Connector, open_stream
 from ._connection import Connection
-from ._cookies import apply_cookies, store_cookies
-from ._decoders import accept_encoding
 from ._events import Emitter, EventCallback, RequestRetried, now
 from ._exceptions import (
-    LocalProtocolError,
     ProxyError,
     RawkeepError,
     RemoteProtocolError,
     TooManyRedirects,
 )
-from ._headers import Headers, HeadersInput
 from ._models import Response
 from ._pool import Pool, PoolStats
-from ._redirects import is_redirect, plan_redirect
-from ._request import Content, FormInput, Request, encode_body, merge_headers
+from ._prepare import RequestFactory
+from ._redirects import is_redirect
 from ._timeout import (
     DEFAULT_TIMEOUT,
     USE_CLIENT_DEFAULT,
@@ -49,23 +44,20 @@ from ._timeout import (
     check_seconds,
     to_timeout,
 )
-from ._url import URL, QueryParams, Route
-from ._version import __version__
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from http.cookiejar import CookieJar
     from types import TracebackType
 
+    from ._auth import AuthInput
+    from ._headers import HeadersInput
+    from ._request import Content, FormInput, Request
     from ._socket import CertInput, VerifyInput
+    from ._url import QueryParams, Route
 
 
 __all__ = ["Client"]
-
-USER_AGENT: Final = f"rawkeep/{__version__}"
-
-#: Prepared requests kept per client (method and URL string as key).
-PREPARED_CACHE_SIZE: Final = 256
 
 #: JSON-serialisable input for ``json=``.
 JSONInput: TypeAlias = Any
@@ -157,35 +149,26 @@ class Client:
             environ=os.environ if trust_env else None,
             uds=uds,
         )
-        builtin = Headers(
-            [
-                ("User-Agent", USER_AGENT),
-                ("Accept", "*/*"),
-                ("Accept-Encoding", accept_encoding()),
-            ]
+        self._requests = RequestFactory(
+            headers=headers,
+            auth=auth,
+            cookies=cookies,
+            connector=self._connector,
+            expect_continue_above=(
+                None
+                if expect_continue_above is None
+                else _count("expect_continue_above", expect_continue_above, minimum=0)
+            ),
         )
-        self._headers = merge_headers(builtin, headers)
-        self._auth = None if auth is None else basic_auth_header(auth)
-        self._cookies = cookies
         self._max_header_size = _count("max_header_size", max_header_size, minimum=1024)
         self._max_decoded_size = (
             None
             if max_decoded_size is None
             else _count("max_decoded_size", max_decoded_size, minimum=0)
         )
-        self._expect_above = (
-            None
-            if expect_continue_above is None
-            else _count("expect_continue_above", expect_continue_above, minimum=0)
-        )
         if not isinstance(follow_redirects, bool):
             raise TypeError(f"follow_redirects must be a bool, not {follow_redirects!r}")
         self._follow_redirects = follow_redirects
-        # Requests with nothing per-request (no headers, body, params or
-        # auth; no cookie jar) are the same every time: keep them built.
-        # Parsing the URL, merging headers and h11's validation are about a
-        # third of the client's own time per request otherwise.
-        self._prepared: dict[tuple[str, str], Request] = {}
         self._timeout = to_timeout(timeout)
         self._retries = _count("retries", retries, minimum=0)
         self._max_redirects = _count("max_redirects", max_redirects, minimum=0)
@@ -351,101 +334,11 @@ class Client:
         timeout: TimeoutInput | UseClientDefault,
         follow_redirects: bool | UseClientDefault,
     ) -> Response:
-        if (
-            params is None
-            and headers is None
-            and content is None
-            and json is None
-            and data is None
-            and auth is None
-            and self._cookies is None
-        ):
-            request = self._build_plain(method, url)
-        else:
-            request = self._build(method, url, params, headers, content, json, data, auth)
+        request = self._requests.build(method, url, params, headers, content, json, data, auth)
         limits = self._timeout if timeout is USE_CLIENT_DEFAULT else to_timeout(timeout)
         if follow_redirects is USE_CLIENT_DEFAULT:
             follow_redirects = self._follow_redirects
         return self._send_handling_redirects(request, limits, follow_redirects)
-
-    def _build_plain(self, method: str, url: str) -> Request:
-        """A request with no per-request parts, from the cache when seen before."""
-        key = (method, url)
-        request = self._prepared.get(key)
-        if request is None:
-            request = self._build(method, url, None, None, None, None, None, None)
-            if len(self._prepared) >= PREPARED_CACHE_SIZE:
-                self._prepared.clear()  # crude, bounded, and rarely hit
-            self._prepared[key] = request
-        return request
-
-    def _build(
-        self,
-        method: str,
-        url: str,
-        params: QueryParams | None,
-        headers: HeadersInput | None,
-        content: Content | None,
-        json: Any,
-        data: FormInput | None,
-        auth: AuthInput | None,
-    ) -> Request:
-        if not isinstance(method, str):
-            raise TypeError(f"method must be a str, not {method!r}")
-        if method.upper() == "CONNECT":
-            # A tunnel through a proxy is opened by the pool (proxy=), never
-            # as a request: its 2xx would switch the connection to raw bytes.
-            raise LocalProtocolError("CONNECT can't be sent as a request; use proxy= for tunnels")
-        parsed = URL(url, params=params)
-        merged = Headers([("Host", parsed.origin.host_header)])
-        # The client's headers, then the request's, each replacing by name
-        # (a Host among them wins over the URL's).
-        merged = merge_headers(merge_headers(merged, self._headers), headers)
-        self._add_auth(merged, parsed, auth)
-        self._add_cookies(merged, parsed)
-        route = self._route(parsed, merged)
-        body = encode_body(method, merged, content, json, data)
-        if self._expect_above is not None and "expect" not in merged:
-            length = merged.get("content-length")
-            size = int(length) if length is not None and length.isdigit() else None
-            if (size is None and body is not None) or (
-                size is not None and size > self._expect_above
-            ):
-                # Ask first, send later: a server that will refuse the body
-                # (401, 413, 417) says so before it crosses the network.
-                merged["Expect"] = "100-continue"
-        return Request(method, parsed, merged, body, route)
-
-    def _route(self, url: URL, headers: Headers) -> Route:
-        """The pool key for ``url``; adds ``Proxy-Authorization`` to requests
-        a proxy forwards (https goes through a tunnel: it stays out)."""
-        route = self._connector.route(url.origin)
-        proxy = route.proxy
-        if (
-            proxy is not None
-            and url.scheme == "http"
-            and proxy.authorization
-            and "proxy-authorization" not in headers
-        ):
-            headers["Proxy-Authorization"] = proxy.authorization
-        return route
-
-    def _add_auth(self, headers: Headers, url: URL, auth: AuthInput | None) -> None:
-        # An explicit Authorization header wins; then the request's auth=,
-        # then credentials in the URL, then the client's auth=.
-        if "authorization" in headers:
-            return
-        credentials = auth or userinfo_credentials(url.userinfo)
-        if credentials is not None:
-            headers["Authorization"] = basic_auth_header(credentials)
-        elif self._auth is not None:
-            headers["Authorization"] = self._auth
-
-    def _add_cookies(self, headers: Headers, url: URL) -> None:
-        if self._cookies is not None:
-            cookie = apply_cookies(self._cookies, url, headers)
-            if cookie:
-                headers["Cookie"] = cookie
 
     def _send_handling_redirects(
         self, request: Request, limits: Timeout, follow: bool
@@ -460,8 +353,7 @@ class Client:
                     status=407,
                     origin=str(request.url.origin),
                 )
-            if self._cookies is not None:
-                store_cookies(self._cookies, request.url, request.headers, response.headers)
+            self._requests.store_cookies(request, response)
             if not (follow and is_redirect(response)):
                 if history:
                     response.history = history
@@ -472,11 +364,7 @@ class Client:
                         f"more than {self._max_redirects} redirects, last to {response.url}",
                         origin=str(request.url.origin),
                     )
-                method, url, headers = plan_redirect(request, response)
-                if self._cookies is not None:
-                    headers.pop("Cookie", None)
-                    self._add_cookies(headers, url)
-                request = request.follow(method, url, headers, self._route(url, headers))
+                request = self._requests.follow(request, response)
                 response._read_or_close()
             except BaseException:
                 response.close()
