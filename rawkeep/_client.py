@@ -154,18 +154,10 @@ class Client:
             auth=auth,
             cookies=cookies,
             connector=self._connector,
-            expect_continue_above=(
-                None
-                if expect_continue_above is None
-                else _count("expect_continue_above", expect_continue_above, minimum=0)
-            ),
+            expect_continue_above=_limit("expect_continue_above", expect_continue_above, 0),
         )
         self._max_header_size = _count("max_header_size", max_header_size, minimum=1024)
-        self._max_decoded_size = (
-            None
-            if max_decoded_size is None
-            else _count("max_decoded_size", max_decoded_size, minimum=0)
-        )
+        self._max_decoded_size = _limit("max_decoded_size", max_decoded_size, 0)
         if not isinstance(follow_redirects, bool):
             raise TypeError(f"follow_redirects must be a bool, not {follow_redirects!r}")
         self._follow_redirects = follow_redirects
@@ -466,5 +458,6 @@ def _count(name: str, value: int, *, minimum: int) -> int:
     return value
 
 
-def _limit(name: str, value: int | None) -> int | None:
-    return None if value is None else _count(name, value, minimum=1)
+def _limit(name: str, value: int | None, minimum: int = 1) -> int | None:
+    """An optional count: None (no limit) or an int of at least ``minimum``."""
+    return None if value is None else _count(name, value, minimum=minimum)

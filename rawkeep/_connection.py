@@ -150,14 +150,9 @@ class Connection:
             WriteTimeout, ReadTimeout, RemoteProtocolError: from the socket.
         """
         ex = self._ex = Exchange(
-            self._h11,
-            self._max_head_size,
-            self.reused,
-            self.life,
-            request,
-            ends_with_head=ends_with_head,
-            asks_to_close=asks_to_close,
-        )
+            self._h11, self._max_head_size, self.reused, self.life, request,
+            ends_with_head=ends_with_head, asks_to_close=asks_to_close,
+        )  # fmt: skip
         head = ex.request_head
         try:
             if not expect_continue:

@@ -141,16 +141,19 @@ class Pool:
                 self._emit_all(events)  # what happened before the failure
             raise
         if events:
-            # The callback runs last, when every socket that had to close is
-            # closed and the connection is counted as ours: whatever it
-            # raises (a KeyboardInterrupt included), the connection is
-            # closed and its slot freed before the exception goes on.
-            try:
-                self._emit_all(events)
-            except BaseException:
-                self.discard(conn)
-                raise
+            self._deliver(conn, events)
         return conn
+
+    def _deliver(self, conn: Connection, events: list[Event]) -> None:
+        """The callback runs last, when every socket that had to close is
+        closed and the connection is counted as ours: whatever it raises (a
+        KeyboardInterrupt included), the connection is closed and its slot
+        freed before the exception goes on."""
+        try:
+            self._emit_all(events)
+        except BaseException:
+            self.discard(conn)
+            raise
 
     def _checkout(
         self,
