@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Final, Protocol
 
-from ._exceptions import RawkeepError
+from ._exceptions import RawkeepError, with_context
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -148,8 +148,7 @@ class BodyStream:
         """Reading failed: close the connection, say which one in the error."""
         self._give_back(conn, "error")
         if isinstance(exc, RawkeepError):
-            exc.origin = conn.origin_str
-            exc.connection_id = conn.id
+            with_context(exc, origin=conn.origin_str, connection_id=conn.id)
 
     def _give_back(self, conn: Connection, reason: CloseReason | None) -> None:
         """Release ``conn`` to its lender, or close it for ``reason``."""

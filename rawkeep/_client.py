@@ -30,6 +30,7 @@ from ._exceptions import (
     RawkeepError,
     RemoteProtocolError,
     TooManyRedirects,
+    with_context,
 )
 from ._models import Response
 from ._pool import Pool, PoolStats
@@ -377,8 +378,7 @@ class Client:
                 return self._send_once(conn, request, limits)
             except RawkeepError as exc:
                 self._pool.discard(conn)
-                exc.origin = conn.origin_str
-                exc.connection_id = conn.id
+                with_context(exc, origin=conn.origin_str, connection_id=conn.id)
                 if not (conn.reused and not conn.response_started):
                     raise
                 if not isinstance(exc, RemoteProtocolError):

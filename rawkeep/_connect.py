@@ -26,7 +26,14 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, NamedTuple
 
-from ._exceptions import ConnectError, ConnectTimeout, ReadTimeout, WriteTimeout
+from ._exceptions import (
+    ConnectError,
+    ConnectTimeout,
+    RawkeepError,
+    ReadTimeout,
+    WriteTimeout,
+    with_context,
+)
 from ._proxy import Proxy, ProxyConfig, Tunnel
 from ._url import Route
 
@@ -133,7 +140,16 @@ def open_stream(connector: Connector, route: Route, timeout: float | None) -> St
             be reached in time.
         TLSError: the handshake failed or the certificate did not verify.
         ProxyError: the proxy refused or broke the tunnel.
+        (Each with the route's origin as ``origin``.)
     """
+    try:
+        return _open(connector, route, timeout)
+    except RawkeepError as exc:
+        with_context(exc, origin=str(route.origin))
+        raise
+
+
+def _open(connector: Connector, route: Route, timeout: float | None) -> Stream:
     # Imported here, on the first connection: ``socket`` (and ``select``)
     # cost an import of rawkeep about 2.5 ms that only I/O needs.
     from ._socket import connect, connect_unix

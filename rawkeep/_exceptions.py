@@ -33,6 +33,7 @@ from __future__ import annotations
 
 __all__ = [
     "ClientClosed",
+    "with_context",
     "ConnectError",
     "ConnectTimeout",
     "DecodingError",
@@ -172,3 +173,18 @@ class TooManyRedirects(RawkeepError):
 
 class DecodingError(RawkeepError):
     """The response body could not be decoded per its Content-Encoding."""
+
+
+def with_context(
+    exc: RawkeepError, *, origin: str | None, connection_id: int | None = None
+) -> RawkeepError:
+    """The one boundary helper that gives an error its context: the origin
+    and connection an error raised below them (in a socket read, in the
+    parser) was about, where the layer that raised it could not know them.
+    What the error already says is kept. Returns ``exc``, to re-raise.
+    """
+    if exc.origin is None:
+        exc.origin = origin
+    if exc.connection_id is None:
+        exc.connection_id = connection_id
+    return exc

@@ -39,7 +39,6 @@ from ._events import (
     StaleConnectionDiscarded,
     now,
 )
-from ._exceptions import RawkeepError
 from ._keepalive import ExpiryRules
 from ._pool_core import PoolCore, PoolStats
 
@@ -243,9 +242,7 @@ class Pool:
         started = time.monotonic()
         try:
             conn = self._opener(route, connection_id, connect_timeout)
-        except BaseException as exc:
-            if isinstance(exc, RawkeepError) and exc.origin is None:
-                exc.origin = str(route.origin)
+        except BaseException:
             with self._lock:
                 self._core.open_failed(route)
                 if self._waiters:

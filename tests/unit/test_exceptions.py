@@ -184,3 +184,14 @@ def test_proxy_error_carries_the_status_through_pickling() -> None:
         "http://p:3128",
         "407 from proxy",
     )
+
+
+def test_with_context_fills_what_is_missing_and_keeps_what_is_said() -> None:
+    from rawkeep._exceptions import with_context
+
+    bare = rawkeep.ReadTimeout("slow")
+    assert with_context(bare, origin="http://h:80", connection_id=4) is bare
+    assert (bare.origin, bare.connection_id) == ("http://h:80", 4)
+    said = rawkeep.ProxyError("refused", origin="https://target:443")
+    with_context(said, origin="http://other:80", connection_id=1)
+    assert (said.origin, said.connection_id) == ("https://target:443", 1)
