@@ -87,13 +87,19 @@ class BodyStream:
             ReadTimeout, RemoteProtocolError: the connection is then closed.
             RuntimeError: as for ``start``.
         """
-        conn = self.start()
+        conn = self._conn
+        if self.started or conn is None:
+            self.start()  # raises the right RuntimeError
+        assert conn is not None
+        self.started = True
         try:
             content = conn.receive_rest(self._read_timeout)
         except BaseException as exc:
             self._fail(conn, exc)
             raise
-        self._give_back(conn, None)
+        # The common end, in place: give the connection back.
+        self._conn = None
+        self._lender.release(conn)
         self.received += len(content)
         return content
 

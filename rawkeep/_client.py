@@ -150,6 +150,7 @@ class Client:
             environ=os.environ if trust_env else None,
             uds=uds,
         )
+        self._has_cookie_jar = cookies is not None
         self._requests = RequestFactory(
             headers=headers,
             auth=auth,
@@ -346,7 +347,8 @@ class Client:
                     status=407,
                     origin=str(request.url.origin),
                 )
-            self._requests.store_cookies(request, response)
+            if self._has_cookie_jar:
+                self._requests.store_cookies(request, response)
             if not (follow and is_redirect(response)):
                 if history:
                     response.history = history

@@ -240,7 +240,7 @@ class Connection:
         # else read before asking: after a request, h11 can only say "need
         # data" until something arrives.
         if ex.response_started:
-            head = ex.next_head()
+            head = ex.feed_head(None)
         else:
             head = ex.feed_head(self._stream.recv(self._head_read_size, timeout))
         while head is NEED_DATA:

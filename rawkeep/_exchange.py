@@ -185,22 +185,40 @@ class Exchange:
 
     # -- the response head ------------------------------------------------------
 
-    def feed_head(self, data: bytes, *, stop_at_continue: bool = False) -> Head | Need | None:
-        """Bytes read while waiting for the head (b"": the peer closed);
-        then as ``next_head``.
+    def feed_head(
+        self, data: bytes | None, *, stop_at_continue: bool = False
+    ) -> Head | Need | None:
+        """Bytes read while waiting for the head (b"": the peer closed; None:
+        nothing new, look at what h11 holds); then the final head if it is
+        complete, ``NEED_DATA`` if more bytes are needed, or None, with
+        ``stop_at_continue``, for a ``100 Continue``.
 
         Raises:
-            RemoteProtocolError: the first bytes can't begin a status line,
-                or as ``next_head``.
+            RemoteProtocolError: the first bytes can't begin a status line; a
+                malformed, oversized or truncated head, too many interim
+                responses, or a version not HTTP/1.x.
         """
-        if not self.response_started:
-            if data.startswith(b"HTTP/"):
-                self.response_started = True
-            elif data:
-                self._check_first_bytes(data)
-        self._head_bytes += len(data)
-        self._h11.receive_data(data)
-        return self.next_head(stop_at_continue=stop_at_continue)
+        h11_conn = self._h11
+        if data is not None:
+            if not self.response_started:
+                if data.startswith(b"HTTP/"):
+                    self.response_started = True
+                elif data:
+                    self._check_first_bytes(data)
+            self._head_bytes += len(data)
+            h11_conn.receive_data(data)
+        try:
+            while True:
+                event = h11_conn.next_event()
+                if type(event) is h11.Response:
+                    return self._note_head(event)
+                if event is h11.NEED_DATA:
+                    return NEED_DATA
+                self._note_interim(event)
+                if stop_at_continue and event.status_code == 100:  # type: ignore[union-attr]
+                    return None
+        except h11.RemoteProtocolError as exc:
+            raise self._head_error(exc) from exc
 
     def _check_first_bytes(self, data: bytes) -> None:
         """The first bytes after a request must begin a status line
@@ -222,28 +240,6 @@ class Exchange:
         raise RemoteProtocolError(
             f"the response does not begin with a status line: {_excerpt(data)}"
         )
-
-    def next_head(self, *, stop_at_continue: bool = False) -> Head | Need | None:
-        """The final head if it is complete; ``NEED_DATA`` if bytes must be
-        fed first; None, with ``stop_at_continue``, for a ``100 Continue``.
-
-        Raises:
-            RemoteProtocolError: a malformed, oversized or truncated head,
-                too many interim responses, or a version not HTTP/1.x.
-        """
-        h11_conn = self._h11
-        try:
-            while True:
-                event = h11_conn.next_event()
-                if type(event) is h11.Response:
-                    return self._note_head(event)
-                if event is h11.NEED_DATA:
-                    return NEED_DATA
-                self._note_interim(event)
-                if stop_at_continue and event.status_code == 100:  # type: ignore[union-attr]
-                    return None
-        except h11.RemoteProtocolError as exc:
-            raise self._head_error(exc) from exc
 
     def _note_interim(self, event: object) -> None:
         """Count an interim (1xx) response against the head's bounds: their

@@ -147,7 +147,10 @@ class Response:
             else:
                 # Straight from the connection, without the generators
                 # iteration needs (most bodies are small and arrive whole).
-                self._content = self._stream().read_all()
+                body = self._body
+                if body is None:
+                    raise RuntimeError("the response was closed before its body was read")
+                self._content = body.read_all()
         return self._content
 
     def _stream(self) -> BodyStream:

@@ -101,7 +101,9 @@ class RequestFactory:
             and auth is None
             and self._cookies is None
         ):
-            return self._build_plain(method, url)
+            # A request with no per-request parts, from the cache when seen.
+            request = self._prepared.get((method, url))
+            return self._build_plain(method, url) if request is None else request
         return self._build(method, url, params, headers, content, json, data, auth)
 
     def follow(self, request: Request, response: Response) -> Request:
@@ -122,14 +124,11 @@ class RequestFactory:
             store_cookies(self._cookies, request.url, request.headers, response.headers)
 
     def _build_plain(self, method: str, url: str) -> Request:
-        """A request with no per-request parts, from the cache when seen before."""
-        key = (method, url)
-        request = self._prepared.get(key)
-        if request is None:
-            request = self._build(method, url, None, None, None, None, None, None)
-            if len(self._prepared) >= PREPARED_CACHE_SIZE:
-                self._prepared.clear()  # crude, bounded, and rarely hit
-            self._prepared[key] = request
+        """A request with no per-request parts, built and kept."""
+        request = self._build(method, url, None, None, None, None, None, None)
+        if len(self._prepared) >= PREPARED_CACHE_SIZE:
+            self._prepared.clear()  # crude, bounded, and rarely hit
+        self._prepared[(method, url)] = request
         return request
 
     def _build(
