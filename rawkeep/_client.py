@@ -1,58 +1,40 @@
-"""``Client``: the facade users call. Defaults, request building, retries.
+"""``Client``: the blocking facade users call, a shell around the shared decisions.
 
 A request goes down a short chain of methods, each with one job:
 
-``request`` / ``stream``  ->  ``_build`` (URL, headers, body; all validation
-before any I/O)  ->  ``_send_with_retries`` (the keep-alive race rule)  ->
-``_send_once`` (take a connection, write the request, read the head).
+``request`` / ``stream``  ->  ``_prepare`` (URL, headers, body; all
+validation before any I/O)  ->  ``_send_with_retries`` (the keep-alive race
+rule)  ->  ``_send_once`` (take a connection, write the request, read the
+head).
 
-The retry rule (RFC 9112 section 9.3.1): a client may resend a request
-automatically only when it knows the request is idempotent, and only when
-the connection it used was a reused one that failed before any part of the
-response arrived: that is the signature of a server closing an idle
-connection while our request was on its way. Anything else (a fresh
-connection failing, a timeout, a response cut off halfway) means the server
-may have acted on the request, so the error is raised, never retried.
+What is decided (the options, the request, redirects, the retry rule) is
+decided in ``_client_base.ClientBase``, once for this client and
+``AsyncClient``; this class does the blocking I/O around it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ._body import BodyStream
-from ._connect import Connector, open_stream
+from ._client_base import ClientBase
+from ._connect import open_stream
 from ._connection import Connection
-from ._events import Emitter, EventCallback, RequestRetried, now
-from ._exceptions import (
-    ProxyError,
-    RawkeepError,
-    RemoteProtocolError,
-    TooManyRedirects,
-    with_context,
-)
-from ._models import Response
+from ._exceptions import RawkeepError
 from ._pool import Pool, PoolStats
-from ._prepare import RequestFactory
-from ._redirects import is_redirect
-from ._timeout import (
-    DEFAULT_TIMEOUT,
-    USE_CLIENT_DEFAULT,
-    Timeout,
-    TimeoutInput,
-    UseClientDefault,
-    check_seconds,
-    to_timeout,
-)
+from ._timeout import DEFAULT_TIMEOUT, USE_CLIENT_DEFAULT, Timeout, TimeoutInput, UseClientDefault
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Iterator
     from http.cookiejar import CookieJar
     from types import TracebackType
 
     from ._auth import AuthInput
+    from ._events import EventCallback
     from ._headers import HeadersInput
+    from ._models import Response
     from ._request import Content, FormInput, Request
     from ._socket import CertInput, VerifyInput
     from ._url import QueryParams, Route
@@ -64,7 +46,7 @@ __all__ = ["Client"]
 JSONInput: TypeAlias = Any
 
 
-class Client:
+class Client(ClientBase):
     """An HTTP/1.1 client with a keep-alive connection pool.
 
     One ``Client`` holds one pool: use one per application (or per
@@ -143,39 +125,30 @@ class Client:
         max_header_size: int = 64 * 1024,
         max_decoded_size: int | None = None,
     ) -> None:
-        self._connector = Connector(
+        super().__init__(
+            headers=headers,
+            timeout=timeout,
+            max_connections=max_connections,
+            max_connections_per_host=max_connections_per_host,
+            idle_timeout=idle_timeout,
+            max_requests_per_connection=max_requests_per_connection,
+            max_connection_age=max_connection_age,
+            retries=retries,
+            follow_redirects=follow_redirects,
+            max_redirects=max_redirects,
             verify=verify,
             cert=cert,
             proxy=proxy,
-            environ=os.environ if trust_env else None,
+            trust_env=trust_env,
             uds=uds,
-        )
-        self._has_cookie_jar = cookies is not None
-        self._requests = RequestFactory(
-            headers=headers,
             auth=auth,
             cookies=cookies,
-            connector=self._connector,
-            expect_continue_above=_limit("expect_continue_above", expect_continue_above, 0),
+            on_event=on_event,
+            expect_continue_above=expect_continue_above,
+            max_header_size=max_header_size,
+            max_decoded_size=max_decoded_size,
         )
-        self._max_header_size = _count("max_header_size", max_header_size, minimum=1024)
-        self._max_decoded_size = _limit("max_decoded_size", max_decoded_size, 0)
-        if not isinstance(follow_redirects, bool):
-            raise TypeError(f"follow_redirects must be a bool, not {follow_redirects!r}")
-        self._follow_redirects = follow_redirects
-        self._timeout = to_timeout(timeout)
-        self._retries = _count("retries", retries, minimum=0)
-        self._max_redirects = _count("max_redirects", max_redirects, minimum=0)
-        self._emitter = Emitter(on_event)
-        self._pool = Pool(
-            opener=self._open_connection,
-            emitter=self._emitter,
-            max_connections=_limit("max_connections", max_connections),
-            max_connections_per_host=_limit("max_connections_per_host", max_connections_per_host),
-            idle_timeout=check_seconds("idle_timeout", idle_timeout),
-            max_requests=_limit("max_requests_per_connection", max_requests_per_connection),
-            max_age=check_seconds("max_connection_age", max_connection_age),
-        )
+        self._pool = Pool(opener=self._open_connection, emitter=self._emitter, limits=self._limits)
 
     # -- public API ---------------------------------------------------------------
 
@@ -328,43 +301,22 @@ class Client:
         timeout: TimeoutInput | UseClientDefault,
         follow_redirects: bool | UseClientDefault,
     ) -> Response:
-        request = self._requests.build(method, url, params, headers, content, json, data, auth)
-        limits = self._timeout if timeout is USE_CLIENT_DEFAULT else to_timeout(timeout)
-        if follow_redirects is USE_CLIENT_DEFAULT:
-            follow_redirects = self._follow_redirects
-        return self._send_handling_redirects(request, limits, follow_redirects)
-
-    def _send_handling_redirects(
-        self, request: Request, limits: Timeout, follow: bool
-    ) -> Response:
+        request, limits, follow = self._prepare(
+            method, url, params, headers, content, json, data, auth, timeout, follow_redirects
+        )
         history: list[Response] = []
         while True:
             response = self._send_with_retries(request, limits)
-            if response.status == 407 and request.route.proxy is not None:
-                response.close()
-                raise ProxyError(
-                    f"proxy {request.route.proxy} requires authentication (407)",
-                    status=407,
-                    origin=str(request.url.origin),
-                )
-            if self._has_cookie_jar:
-                self._requests.store_cookies(request, response)
-            if not (follow and is_redirect(response)):
-                if history:
-                    response.history = history
-                return response
             try:
-                if len(history) >= self._max_redirects:
-                    raise TooManyRedirects(
-                        f"more than {self._max_redirects} redirects, last to {response.url}",
-                        origin=str(request.url.origin),
-                    )
-                request = self._requests.follow(request, response)
+                follow_up = self._next_request(request, response, follow, history)
+                if follow_up is None:
+                    return response
                 response._read_or_close()
             except BaseException:
                 response.close()
                 raise
             history.append(response)
+            request = follow_up
 
     def _send_with_retries(self, request: Request, limits: Timeout) -> Response:
         attempt = 0
@@ -380,48 +332,11 @@ class Client:
                 return self._send_once(conn, request, limits)
             except RawkeepError as exc:
                 self._pool.discard(conn)
-                with_context(exc, origin=conn.origin_str, connection_id=conn.id)
-                if not (conn.reused and not conn.response_started):
-                    raise
-                if not isinstance(exc, RemoteProtocolError):
-                    raise  # timeouts and local errors are never the race
-                why_not = self._why_not_retry(request, attempt)
-                if why_not is not None:
-                    raise RemoteProtocolError(
-                        f"{exc.message} (on reused connection #{conn.id}; not retried: {why_not})",
-                        origin=conn.origin_str,
-                        connection_id=conn.id,
-                    ) from exc
+                self._retry_or_raise(conn, request, attempt, exc)
                 attempt += 1
-                self._emit_retry(conn, request, attempt, exc)
             except BaseException:
                 self._pool.discard(conn)
                 raise
-
-    def _why_not_retry(self, request: Request, attempt: int) -> str | None:
-        if not request.is_idempotent:
-            return f"{request.method} is not idempotent"
-        if not request.is_replayable:
-            return "the body can't be sent again"
-        if attempt >= self._retries:
-            return f"retries={self._retries} spent"
-        return None
-
-    def _emit_retry(
-        self, conn: Connection, request: Request, attempt: int, exc: RawkeepError
-    ) -> None:
-        if self._emitter.enabled:
-            self._emitter.emit(
-                RequestRetried(
-                    connection_id=conn.id,
-                    origin=conn.origin_str,
-                    time=now(),
-                    method=request.method,
-                    url=request.url_text,
-                    attempt=attempt,
-                    error=exc.message,
-                )
-            )
 
     def _send_once(self, conn: Connection, request: Request, limits: Timeout) -> Response:
         early = conn.send_request(
@@ -434,14 +349,7 @@ class Client:
             asks_to_close=request.asks_to_close,
         )
         head = early if early is not None else conn.receive_head(limits.read)
-        return Response._from_head(
-            head,
-            request.url_text,
-            BodyStream(conn, self._pool, limits.read),
-            connection_id=conn.id,
-            reused=conn.reused,
-            max_decoded_size=self._max_decoded_size,
-        )
+        return self._response(head, request, BodyStream(conn, self._pool, limits.read), conn)
 
     # -- connections ----------------------------------------------------------------
 
@@ -450,16 +358,3 @@ class Client:
     ) -> Connection:
         stream = open_stream(self._connector, route, connect_timeout)
         return Connection(stream, route, connection_id, max_head_size=self._max_header_size)
-
-
-def _count(name: str, value: int, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _limit(name: str, value: int | None, minimum: int = 1) -> int | None:
-    """An optional count: None (no limit) or an int of at least ``minimum``."""
-    return None if value is None else _count(name, value, minimum=minimum)

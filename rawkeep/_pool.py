@@ -1,53 +1,28 @@
 """The pool's thread shell: the core's decisions under a lock, I/O outside it.
 
 ``_pool_core.PoolCore`` decides (which connection, open or wait, what to
-close); this shell gives it a lock, the clock and a way to wait, and does
-what it can't: open connections, probe idle ones before reuse, close
-sockets, emit events. One ``threading.Condition`` guards the core; no
-connect, probe, close or callback ever runs under it, so a slow TLS
-handshake in one thread never holds up another.
-
-Before reuse, three checks, cheapest first:
-  1. The expiry rules, in memory, by the core (see ``_keepalive``).
-  2. The stale probe, here: one zero-timeout ``poll()`` (on Linux TCP, one
-     ``getsockopt(TCP_INFO)``, the same verdict; see ``_socket``). An idle
-     HTTP/1.1 connection must never be readable; if it is, the server
-     closed it (or sent bytes nobody asked for). It is closed unused
-     (``StaleConnectionDiscarded``) and the next candidate is tried.
-  3. Nothing else: a close still in flight on the network can't be seen.
-     That is the keep-alive race, which the client's retry rule covers
-     (RFC 9112 section 9.3.1).
-
-Events are delivered at the end of each operation, when the books and the
-sockets are final: a callback that raises (even ``KeyboardInterrupt``)
-can't leave a slot taken or a socket open.
+close); ``_pool_shell.PoolShell`` probes, gives back, closes and emits the
+same way for both shells. This one adds what threads need: a lock around
+the core, a ``threading.Condition`` to wait on for a free connection, and a
+blocking connect. No connect, probe, close or callback ever runs under the
+lock, so a slow TLS handshake in one thread never holds up another.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
-from typing import TYPE_CHECKING, TypeAlias, cast
+from typing import TYPE_CHECKING, TypeAlias
 
-from ._events import (
-    ConnectionClosed,
-    ConnectionExpired,
-    ConnectionOpened,
-    ConnectionReused,
-    Emitter,
-    StaleConnectionDiscarded,
-    now,
-)
-from ._keepalive import ExpiryRules
-from ._pool_core import PoolCore, PoolStats
+from ._pool_core import PoolStats
+from ._pool_shell import PoolShell
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._client_base import PoolLimits
     from ._connection import Connection
-    from ._events import CloseReason, Event, ExpiryReason
-    from ._pool_core import Doomed
+    from ._events import Emitter, Event
     from ._url import Route
 
 __all__ = ["Opener", "Pool", "PoolStats"]
@@ -56,45 +31,28 @@ __all__ = ["Opener", "Pool", "PoolStats"]
 Opener: TypeAlias = "Callable[[Route, int, float | None], Connection]"
 
 
-class Pool:
+class Pool(PoolShell["Connection"]):
     """Idle connections by route (origin and proxy), under connection limits.
 
     Args:
         opener: opens a new connection (called outside the lock).
         emitter: where lifecycle events go.
-        max_connections: open connections across all origins (None: no limit).
-        max_connections_per_host: open connections per route (None: no limit).
-        idle_timeout: seconds an idle connection may be kept (None: forever).
-        max_requests: responses after which a connection is retired.
-        max_age: seconds after connecting after which it is retired.
+        limits: the connection limits and expiry rules.
     """
 
-    def __init__(
-        self,
-        *,
-        opener: Opener,
-        emitter: Emitter,
-        max_connections: int | None,
-        max_connections_per_host: int | None,
-        idle_timeout: float | None,
-        max_requests: int | None,
-        max_age: float | None,
-    ) -> None:
+    def __init__(self, *, opener: Opener, emitter: Emitter, limits: PoolLimits) -> None:
+        super().__init__(emitter, limits)
         self._opener = opener
-        self._emitter = emitter
-        self._core: PoolCore[Connection] = PoolCore(
-            max_connections=max_connections,
-            max_connections_per_host=max_connections_per_host,
-            rules=ExpiryRules(idle_timeout, max_requests, max_age),
-            now=time.monotonic(),
-        )
         # Threads take the plain lock for bookkeeping (cheaper than entering
         # the Condition, which wraps the same lock) and use the Condition
         # only to wait for a slot and to wake waiters.
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._ids = itertools.count()
         self._waiters = 0
+
+    def _wake(self) -> None:
+        if self._waiters:
+            self._cond.notify_all()
 
     # -- acquire --------------------------------------------------------------
 
@@ -142,17 +100,6 @@ class Pool:
         if events:
             self._deliver(conn, events)
         return conn
-
-    def _deliver(self, conn: Connection, events: list[Event]) -> None:
-        """The callback runs last, when every socket that had to close is
-        closed and the connection is counted as ours: whatever it raises (a
-        KeyboardInterrupt included), the connection is closed and its slot
-        freed before the exception goes on."""
-        try:
-            self._emit_all(events)
-        except BaseException:
-            self.discard(conn)
-            raise
 
     def _checkout(
         self,
@@ -214,151 +161,14 @@ class Pool:
         finally:
             self._waiters -= 1
 
-    def _reuse(self, conn: Connection, events: list[Event] | None) -> bool:
-        """Outside the lock, for an idle connection just taken: probe it;
-        a stale one is discarded (False), a live one is handed out."""
-        if conn.is_stale():
-            event = self._retire(conn, "stale", stale=True)
-            if events is not None and event is not None:
-                events.append(event)
-            return False
-        conn.start_reuse()
-        if events is not None:
-            events.append(
-                ConnectionReused(
-                    connection_id=conn.id,
-                    origin=conn.origin_str,
-                    time=now(),
-                    idle_for=time.monotonic() - conn.life.idle_since,
-                    responses=conn.life.responses,
-                )
-            )
-        return True
-
     def _open_reserved(
         self, route: Route, connect_timeout: float | None, events: list[Event] | None
     ) -> Connection:
-        connection_id = next(self._ids)
         started = time.monotonic()
         try:
-            conn = self._opener(route, connection_id, connect_timeout)
+            conn = self._opener(route, next(self._ids), connect_timeout)
         except BaseException:
-            with self._lock:
-                self._core.open_failed(route)
-                if self._waiters:
-                    self._cond.notify_all()
+            self._open_failed(route)
             raise
-        with self._lock:
-            self._core.opened(route)
-        if events is not None:
-            events.append(
-                ConnectionOpened(
-                    connection_id=connection_id,
-                    origin=conn.origin_str,
-                    time=now(),
-                    tls_version=conn.tls_version,
-                    connect_time=time.monotonic() - started,
-                )
-            )
+        self._opened(route, conn, started, events)
         return conn
-
-    # -- release ----------------------------------------------------------------
-
-    def release(self, conn: Connection) -> None:
-        """Take back a connection whose cycle finished: keep it idle if it
-        is reusable and no rule retires it, else close it."""
-        with self._lock:
-            doomed = self._core.checkin(conn, time.monotonic())
-            if self._waiters:
-                self._cond.notify_all()
-        if doomed is not None:
-            self._close_and_emit([doomed])
-
-    def discard(self, conn: Connection, reason: CloseReason = "error") -> None:
-        """Close a connection that can't be reused (a failure, an unread
-        body) and free its slot. Idempotent for an already closed one."""
-        event = self._retire(conn, reason, stale=False)
-        if event is not None:
-            self._emit_all([event])
-
-    def _retire(self, conn: Connection, reason: str, *, stale: bool) -> Event | None:
-        """Free the slot of an active connection and close it; the event
-        that says so, when someone listens (the caller emits it)."""
-        with self._lock:
-            retired = self._core.retire(conn, stale=stale)
-            if retired and self._waiters:
-                self._cond.notify_all()
-        if not retired:
-            return None  # already given back: never count a connection twice
-        conn.close()
-        if not self._emitter.enabled:
-            return None
-        if stale:
-            return StaleConnectionDiscarded(
-                connection_id=conn.id, origin=conn.origin_str, time=now()
-            )
-        return _closed_event(conn, reason, expired=False)
-
-    def _close_doomed(self, doomed: list[Doomed[Connection]], events: list[Event] | None) -> None:
-        """Close connections the core took out of its books; their events go
-        to ``events`` (None: nobody listens)."""
-        for gone in doomed:
-            gone.conn.close()
-        if events is not None:
-            events.extend(_closed_event(gone.conn, gone.reason, gone.expired) for gone in doomed)
-
-    def _close_and_emit(self, doomed: list[Doomed[Connection]]) -> None:
-        events: list[Event] | None = [] if self._emitter.enabled else None
-        self._close_doomed(doomed, events)
-        if events:
-            self._emit_all(events)
-
-    def _emit_all(self, events: list[Event]) -> None:
-        """Deliver events in order, each one whatever the callback raised for
-        the one before; the first exception that escaped the emitter (a
-        ``BaseException``: it logs the others) is raised after the last.
-
-        Called only when the books and sockets are final, so a
-        KeyboardInterrupt in a callback can't leave a slot taken or a
-        socket open, and every connection still gets its closing event.
-        """
-        first: BaseException | None = None
-        for event in events:
-            try:
-                self._emitter.emit(event)
-            except BaseException as exc:  # noqa: PERF203 - each event is delivered
-                if first is None:
-                    first = exc
-        if first is not None:
-            raise first
-
-    # -- the whole pool ---------------------------------------------------------
-
-    def close(self) -> None:
-        """Close every idle connection; active ones close when released.
-        Threads waiting for a connection get ``ClientClosed``. Idempotent."""
-        with self._lock:
-            doomed = self._core.close()
-            self._cond.notify_all()
-        self._close_and_emit(doomed)
-
-    @property
-    def is_closed(self) -> bool:
-        return self._core.is_closed
-
-    def stats(self) -> PoolStats:
-        """A consistent snapshot of the counters."""
-        with self._lock:
-            return self._core.stats()
-
-
-def _closed_event(conn: Connection, reason: str, expired: bool) -> Event:
-    """The event that ends ``conn``'s life: expired by a rule, or closed."""
-    origin = str(conn.route.origin)
-    if expired:
-        return ConnectionExpired(
-            connection_id=conn.id, origin=origin, time=now(), reason=cast("ExpiryReason", reason)
-        )
-    return ConnectionClosed(
-        connection_id=conn.id, origin=origin, time=now(), reason=cast("CloseReason", reason)
-    )

@@ -1,0 +1,266 @@
+"""What ``Client`` and ``AsyncClient`` share: options, requests, redirect and retry verdicts.
+
+Both clients take the same keywords and make the same decisions; only how
+they wait differs (blocking sockets and a thread condition, or the event
+loop). Everything here is decided without I/O, once, for both:
+
+- the options, checked when the client is made (``ClientBase.__init__``);
+- a caller's arguments turned into a ``Request`` before any I/O
+  (``_prepare``, through ``RequestFactory``);
+- after each response: a proxy's 407, cookies, whether a redirect is
+  followed and where (``_next_request``);
+- after a failure: whether the request may be sent again (``_retry_or_raise``).
+
+The retry rule (RFC 9112 section 9.3.1): a client may resend a request
+automatically only when it knows the request is idempotent, and only when
+the connection it used was a reused one that failed before any part of the
+response arrived: that is the signature of a server closing an idle
+connection while our request was on its way. Anything else (a fresh
+connection failing, a timeout, a response cut off halfway) means the server
+may have acted on the request, so the error is raised, never retried.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from ._connect import Connector
+from ._events import Emitter, RequestRetried, now
+from ._exceptions import ProxyError, RemoteProtocolError, TooManyRedirects, with_context
+from ._models import Response
+from ._prepare import RequestFactory
+from ._redirects import is_redirect
+from ._timeout import (
+    DEFAULT_TIMEOUT,
+    USE_CLIENT_DEFAULT,
+    Timeout,
+    TimeoutInput,
+    UseClientDefault,
+    check_seconds,
+    to_timeout,
+)
+
+if TYPE_CHECKING:
+    from http.cookiejar import CookieJar
+
+    from ._auth import AuthInput
+    from ._body import BodyStream
+    from ._events import EventCallback
+    from ._exceptions import RawkeepError
+    from ._exchange import Head
+    from ._headers import HeadersInput
+    from ._keepalive import ExpiryRules
+    from ._pool_core import Pooled
+    from ._request import Content, FormInput, Request
+    from ._socket import CertInput, VerifyInput
+    from ._url import QueryParams
+
+__all__ = ["ClientBase", "PoolLimits"]
+
+
+class PoolLimits:
+    """A client's pool options, checked: the pool shell of either client is
+    made from these."""
+
+    __slots__ = ("max_connections", "max_connections_per_host", "rules")
+
+    def __init__(
+        self,
+        max_connections: int | None,
+        max_connections_per_host: int | None,
+        rules: ExpiryRules,
+    ) -> None:
+        self.max_connections = max_connections
+        self.max_connections_per_host = max_connections_per_host
+        self.rules = rules
+
+
+class ClientBase:
+    """The options and decisions ``Client`` and ``AsyncClient`` share (see
+    the module docstring; the keywords are documented on ``Client``)."""
+
+    def __init__(
+        self,
+        *,
+        headers: HeadersInput | None = None,
+        timeout: TimeoutInput = DEFAULT_TIMEOUT,
+        max_connections: int | None = 100,
+        max_connections_per_host: int | None = 10,
+        idle_timeout: float | None = 30.0,
+        max_requests_per_connection: int | None = None,
+        max_connection_age: float | None = None,
+        retries: int = 1,
+        follow_redirects: bool = False,
+        max_redirects: int = 20,
+        verify: VerifyInput = True,
+        cert: CertInput = None,
+        proxy: str | None = None,
+        trust_env: bool = False,
+        uds: str | os.PathLike[str] | None = None,
+        auth: AuthInput | None = None,
+        cookies: CookieJar | None = None,
+        on_event: EventCallback | None = None,
+        expect_continue_above: int | None = None,
+        max_header_size: int = 64 * 1024,
+        max_decoded_size: int | None = None,
+    ) -> None:
+        from ._keepalive import ExpiryRules
+
+        self._connector = Connector(
+            verify=verify,
+            cert=cert,
+            proxy=proxy,
+            environ=os.environ if trust_env else None,
+            uds=uds,
+        )
+        self._has_cookie_jar = cookies is not None
+        self._requests = RequestFactory(
+            headers=headers,
+            auth=auth,
+            cookies=cookies,
+            connector=self._connector,
+            expect_continue_above=_limit("expect_continue_above", expect_continue_above, 0),
+        )
+        self._max_header_size = _count("max_header_size", max_header_size, minimum=1024)
+        self._max_decoded_size = _limit("max_decoded_size", max_decoded_size, 0)
+        if not isinstance(follow_redirects, bool):
+            raise TypeError(f"follow_redirects must be a bool, not {follow_redirects!r}")
+        self._follow_redirects = follow_redirects
+        self._timeout = to_timeout(timeout)
+        self._retries = _count("retries", retries, minimum=0)
+        self._max_redirects = _count("max_redirects", max_redirects, minimum=0)
+        self._emitter = Emitter(on_event)
+        self._limits = PoolLimits(
+            _limit("max_connections", max_connections),
+            _limit("max_connections_per_host", max_connections_per_host),
+            ExpiryRules(
+                check_seconds("idle_timeout", idle_timeout),
+                _limit("max_requests_per_connection", max_requests_per_connection),
+                check_seconds("max_connection_age", max_connection_age),
+            ),
+        )
+
+    # -- before: the request --------------------------------------------------------
+
+    def _prepare(
+        self,
+        method: str,
+        url: str,
+        params: QueryParams | None,
+        headers: HeadersInput | None,
+        content: Content | None,
+        json: Any,
+        data: FormInput | None,
+        auth: AuthInput | None,
+        timeout: TimeoutInput | UseClientDefault,
+        follow_redirects: bool | UseClientDefault,
+    ) -> tuple[Request, Timeout, bool]:
+        """The request, its time limits and whether redirects are followed;
+        every check of the caller's input, before any I/O."""
+        request = self._requests.build(method, url, params, headers, content, json, data, auth)
+        limits = self._timeout if timeout is USE_CLIENT_DEFAULT else to_timeout(timeout)
+        if follow_redirects is USE_CLIENT_DEFAULT:
+            follow_redirects = self._follow_redirects
+        return request, limits, follow_redirects
+
+    # -- after: the response ---------------------------------------------------------
+
+    def _response(self, head: Head, request: Request, body: BodyStream, conn: Pooled) -> Response:
+        """The response for a head just read on ``conn``."""
+        return Response._from_head(
+            head,
+            request.url_text,
+            body,
+            connection_id=conn.id,
+            reused=conn.reused,
+            max_decoded_size=self._max_decoded_size,
+        )
+
+    def _next_request(
+        self, request: Request, response: Response, follow: bool, history: list[Response]
+    ) -> Request | None:
+        """What follows ``response``: None when it is the caller's answer,
+        else the request its redirect leads to (the shell then reads or
+        closes ``response`` and appends it to ``history``). On an exception
+        the shell closes ``response``.
+
+        Raises:
+            ProxyError: the proxy wants credentials (407).
+            TooManyRedirects: more than ``max_redirects`` redirects.
+            RemoteProtocolError: the Location can't be followed.
+        """
+        if response.status == 407 and request.route.proxy is not None:
+            raise ProxyError(
+                f"proxy {request.route.proxy} requires authentication (407)",
+                status=407,
+                origin=str(request.url.origin),
+            )
+        if self._has_cookie_jar:
+            self._requests.store_cookies(request, response)
+        if not (follow and is_redirect(response)):
+            if history:
+                response.history = history
+            return None
+        if len(history) >= self._max_redirects:
+            raise TooManyRedirects(
+                f"more than {self._max_redirects} redirects, last to {response.url}",
+                origin=str(request.url.origin),
+            )
+        return self._requests.follow(request, response)
+
+    # -- after a failure: the retry rule ------------------------------------------
+
+    def _retry_or_raise(
+        self, conn: Pooled, request: Request, attempt: int, exc: RawkeepError
+    ) -> None:
+        """``exc`` ended ``request`` on ``conn`` (already discarded): return
+        to send it again on a fresh connection, having said so with
+        ``RequestRetried``; else raise the error to give the caller."""
+        origin = str(conn.route.origin)
+        with_context(exc, origin=origin, connection_id=conn.id)
+        if not (conn.reused and not conn.response_started):
+            raise exc
+        if not isinstance(exc, RemoteProtocolError):
+            raise exc  # timeouts and local errors are never the race
+        why_not = self._why_not_retry(request, attempt)
+        if why_not is not None:
+            raise RemoteProtocolError(
+                f"{exc.message} (on reused connection #{conn.id}; not retried: {why_not})",
+                origin=origin,
+                connection_id=conn.id,
+            ) from exc
+        if self._emitter.enabled:
+            self._emitter.emit(
+                RequestRetried(
+                    connection_id=conn.id,
+                    origin=origin,
+                    time=now(),
+                    method=request.method,
+                    url=request.url_text,
+                    attempt=attempt + 1,
+                    error=exc.message,
+                )
+            )
+
+    def _why_not_retry(self, request: Request, attempt: int) -> str | None:
+        if not request.is_idempotent:
+            return f"{request.method} is not idempotent"
+        if not request.is_replayable:
+            return "the body can't be sent again"
+        if attempt >= self._retries:
+            return f"retries={self._retries} spent"
+        return None
+
+
+def _count(name: str, value: int, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _limit(name: str, value: int | None, minimum: int = 1) -> int | None:
+    """An optional count: None (no limit) or an int of at least ``minimum``."""
+    return None if value is None else _count(name, value, minimum=minimum)

@@ -1,0 +1,256 @@
+"""What the pool's two shells share: the books' keeper, events, giving back.
+
+``_pool.Pool`` (threads) and ``_aio_pool.AsyncPool`` (asyncio) differ only
+in how they wait: for a free connection (a ``threading.Condition``, or a
+future per waiting task) and for a new connection to open (a blocking
+connect, or an awaited one). Everything else is done the same way, here,
+around the one ``PoolCore`` that decides:
+
+- probing an idle connection before reuse (``_reuse``): one question to the
+  connection, which answers without blocking in both shells;
+- taking a connection back (``release``) or closing it (``discard``);
+- closing what the core dooms, then delivering the events.
+
+Events are delivered at the end of each operation, when the books and the
+sockets are final: a callback that raises (even ``KeyboardInterrupt``)
+can't leave a slot taken or a socket open.
+
+Before reuse, three checks, cheapest first:
+  1. The expiry rules, in memory, by the core (see ``_keepalive``).
+  2. The stale probe (``Connection.is_stale``): an idle HTTP/1.1
+     connection must never be readable; if it is, the server closed it (or
+     sent bytes nobody asked for). It is closed unused
+     (``StaleConnectionDiscarded``) and the next candidate is tried.
+  3. Nothing else: a close still in flight on the network can't be seen.
+     That is the keep-alive race, which the client's retry rule covers
+     (RFC 9112 section 9.3.1).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, cast
+
+from ._events import (
+    ConnectionClosed,
+    ConnectionExpired,
+    ConnectionOpened,
+    ConnectionReused,
+    Emitter,
+    StaleConnectionDiscarded,
+    now,
+)
+from ._pool_core import PoolCore, Pooled, PoolStats
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from ._client_base import PoolLimits
+    from ._events import CloseReason, Event, ExpiryReason
+    from ._pool_core import Doomed
+    from ._url import Route
+
+__all__ = ["PoolShell", "ShellConnection"]
+
+
+class ShellConnection(Pooled, Protocol):
+    """What the shells need of a connection beyond the core's ``Pooled``:
+    both connection shells (blocking and asyncio) have these, and each
+    answers without waiting."""
+
+    origin_str: str
+    tls_version: str | None
+
+    def is_stale(self) -> bool:
+        """Whether the idle connection was closed by the peer (or holds
+        bytes nobody asked for)."""
+
+    def start_reuse(self) -> None:
+        """Note that the next request goes over this already-used connection."""
+
+    def close(self) -> None:
+        """Close the socket. Idempotent."""
+
+
+C = TypeVar("C", bound=ShellConnection)
+
+
+class PoolShell(Generic[C]):
+    """The shared half of a pool shell (see the module docstring).
+
+    Subclasses provide ``_lock`` (held around every call into the core) and
+    ``_wake`` (called under it when a slot or a connection may have freed
+    up, or the queue moved), and acquire connections their own way.
+    """
+
+    _lock: AbstractContextManager[object]
+
+    def __init__(self, emitter: Emitter, limits: PoolLimits) -> None:
+        self._emitter = emitter
+        self._core: PoolCore[C] = PoolCore(
+            max_connections=limits.max_connections,
+            max_connections_per_host=limits.max_connections_per_host,
+            rules=limits.rules,
+            now=time.monotonic(),
+        )
+        self._ids = itertools.count()
+
+    def _wake(self) -> None:
+        """Under the lock: let waiters look again."""
+        raise NotImplementedError
+
+    # -- handing out ------------------------------------------------------------
+
+    def _reuse(self, conn: C, events: list[Event] | None) -> bool:
+        """Outside the lock, for an idle connection just taken: probe it;
+        a stale one is discarded (False), a live one is handed out."""
+        if conn.is_stale():
+            event = self._retire(conn, "stale", stale=True)
+            if events is not None and event is not None:
+                events.append(event)
+            return False
+        conn.start_reuse()
+        if events is not None:
+            life = conn.life
+            events.append(
+                ConnectionReused(
+                    connection_id=conn.id,
+                    origin=conn.origin_str,
+                    time=now(),
+                    idle_for=time.monotonic() - life.idle_since,
+                    responses=life.responses,
+                )
+            )
+        return True
+
+    def _opened(self, route: Route, conn: C, started: float, events: list[Event] | None) -> None:
+        """A connection opened in a reserved slot: the core counts it."""
+        with self._lock:
+            self._core.opened(route)
+        if events is not None:
+            events.append(
+                ConnectionOpened(
+                    connection_id=conn.id,
+                    origin=conn.origin_str,
+                    time=now(),
+                    tls_version=conn.tls_version,
+                    connect_time=time.monotonic() - started,
+                )
+            )
+
+    def _open_failed(self, route: Route) -> None:
+        with self._lock:
+            self._core.open_failed(route)
+            self._wake()
+
+    def _deliver(self, conn: C, events: list[Event]) -> None:
+        """The callback runs last, when every socket that had to close is
+        closed and the connection is counted as ours: whatever it raises (a
+        KeyboardInterrupt, a CancelledError included), the connection is
+        closed and its slot freed before the exception goes on."""
+        try:
+            self._emit_all(events)
+        except BaseException:
+            self.discard(conn)
+            raise
+
+    # -- giving back --------------------------------------------------------------
+
+    def release(self, conn: C) -> None:
+        """Take back a connection whose cycle finished: keep it idle if it
+        is reusable and no rule retires it, else close it."""
+        with self._lock:
+            doomed = self._core.checkin(conn, time.monotonic())
+            self._wake()
+        if doomed is not None:
+            self._close_and_emit([doomed])
+
+    def discard(self, conn: C, reason: CloseReason = "error") -> None:
+        """Close a connection that can't be reused (a failure, an unread
+        body) and free its slot. Idempotent for an already closed one."""
+        event = self._retire(conn, reason, stale=False)
+        if event is not None:
+            self._emit_all([event])
+
+    def _retire(self, conn: C, reason: str, *, stale: bool) -> Event | None:
+        """Free the slot of an active connection and close it; the event
+        that says so, when someone listens (the caller emits it)."""
+        with self._lock:
+            retired = self._core.retire(conn, stale=stale)
+            if retired:
+                self._wake()
+        if not retired:
+            return None  # already given back: never count a connection twice
+        conn.close()
+        if not self._emitter.enabled:
+            return None
+        if stale:
+            return StaleConnectionDiscarded(
+                connection_id=conn.id, origin=conn.origin_str, time=now()
+            )
+        return _closed_event(conn, reason, expired=False)
+
+    def _close_doomed(self, doomed: list[Doomed[C]], events: list[Event] | None) -> None:
+        """Close connections the core took out of its books; their events go
+        to ``events`` (None: nobody listens)."""
+        for gone in doomed:
+            gone.conn.close()
+        if events is not None:
+            events.extend(_closed_event(gone.conn, gone.reason, gone.expired) for gone in doomed)
+
+    def _close_and_emit(self, doomed: list[Doomed[C]]) -> None:
+        events: list[Event] | None = [] if self._emitter.enabled else None
+        self._close_doomed(doomed, events)
+        if events:
+            self._emit_all(events)
+
+    def _emit_all(self, events: list[Event]) -> None:
+        """Deliver events in order, each one whatever the callback raised for
+        the one before; the first exception that escaped the emitter (a
+        ``BaseException``: it logs the others) is raised after the last.
+
+        Called only when the books and sockets are final, so a
+        KeyboardInterrupt in a callback can't leave a slot taken or a
+        socket open, and every connection still gets its closing event.
+        """
+        first: BaseException | None = None
+        for event in events:
+            try:
+                self._emitter.emit(event)
+            except BaseException as exc:  # noqa: PERF203 - each event is delivered
+                if first is None:
+                    first = exc
+        if first is not None:
+            raise first
+
+    # -- the whole pool -------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every idle connection; active ones close when released.
+        Waiting callers get ``ClientClosed``. Idempotent."""
+        with self._lock:
+            doomed = self._core.close()
+            self._wake()
+        self._close_and_emit(doomed)
+
+    @property
+    def is_closed(self) -> bool:
+        return self._core.is_closed
+
+    def stats(self) -> PoolStats:
+        """A consistent snapshot of the counters."""
+        with self._lock:
+            return self._core.stats()
+
+
+def _closed_event(conn: ShellConnection, reason: str, expired: bool) -> Event:
+    """The event that ends ``conn``'s life: expired by a rule, or closed."""
+    origin = str(conn.route.origin)
+    if expired:
+        return ConnectionExpired(
+            connection_id=conn.id, origin=origin, time=now(), reason=cast("ExpiryReason", reason)
+        )
+    return ConnectionClosed(
+        connection_id=conn.id, origin=origin, time=now(), reason=cast("CloseReason", reason)
+    )
