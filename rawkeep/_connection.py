@@ -1,25 +1,20 @@
-"""One HTTP/1.1 connection over a blocking socket: the thread shell of ``Exchange``.
+"""One HTTP/1.1 connection over a blocking socket: the thread shell of ``ConnectionCore``.
 
 Theory of operation
 -------------------
 Each request/response cycle is an ``_exchange.Exchange``: it turns the
 request into bytes, the response's bytes into a head and body pieces, and
-decides at the end whether the connection may carry another cycle. This
-class owns the socket and the time: it writes what the exchange gives,
-reads what it asks for, within the read and write timeouts, and records
-the outcome (``close_reason``, the keep-alive facts in ``life``) for the
-pool.
+decides at the end whether the connection may carry another cycle.
+``_connection_core.ConnectionCore`` holds the connection's facts and makes
+the rest of its decisions (how the request is written, how long a wait for
+the head may last). This class owns the blocking socket: it writes what
+the exchange gives and reads what it asks for, within the timeouts.
 
 A cycle is: ``send_request`` (head and body), then ``receive_head``
 (skipping 1xx interim responses), then ``receive_body`` until it returns
 ``None``. At that point the cycle is *finished*: the connection is either
 ready for another one (``is_reusable``), on a fresh h11 state machine, or
 must be closed, with ``close_reason`` saying why.
-
-Timing the head. The read timeout bounds the wait for the final head as a
-whole: interim responses (``102 Processing`` every few seconds) and a head
-sent a few bytes at a time don't restart it. For the body, it bounds each
-wait for bytes.
 
 Answers before the request is sent whole. The server may answer before it
 has the whole body: a final status to ``Expect: 100-continue`` (417,
@@ -35,94 +30,30 @@ nothing here takes a lock.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
-import h11
-
+from ._connection_core import EXPECT_CONTINUE_TIMEOUT, ConnectionCore, blocks
 from ._exceptions import RawkeepError, ReadTimeout, RemoteProtocolError
-from ._exchange import MAX_HEAD_SIZE, Exchange, Head, new_h11
-from ._framing import NEED_DATA, READ_SIZE
-from ._keepalive import Lifetime
+from ._exchange import Exchange, Head
+from ._framing import NEED_DATA
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ._events import CloseReason
+    import h11
+
     from ._socket import Stream
-    from ._url import Route
 
 __all__ = ["Connection", "Head"]
 
-#: Bodies below this size are joined to the request head and sent in one
-#: write; larger ones go out in their own writes, never copied.
-SMALL_BODY: Final = 64 * 1024
 
-#: In-memory bodies are written in blocks of this size, so that a server
-#: answering early (413) is noticed between blocks, not after 64 MiB.
-SEND_BLOCK: Final = 256 * 1024
+class Connection(ConnectionCore):
+    """One HTTP/1.1 connection to one origin over a blocking ``Stream``
+    (arguments as for ``ConnectionCore``)."""
 
-#: Seconds to wait for "100 Continue" before sending the body anyway
-#: (RFC 9110 section 10.1.1 lets a client stop waiting; curl waits 1 s).
-EXPECT_CONTINUE_TIMEOUT: Final = 1.0
+    __slots__ = ()
 
-
-class Connection:
-    """One HTTP/1.1 connection to one origin.
-
-    Args:
-        stream: the connected socket.
-        route: where it goes (target origin, and proxy if any).
-        connection_id: unique within the client.
-        max_head_size: most bytes of response head (status line and
-            headers) accepted before ``RemoteProtocolError``.
-    """
-
-    __slots__ = (
-        "_ex",
-        "_h11",
-        "_head_deadline",
-        "_head_read_size",
-        "_max_head_size",
-        "_stream",
-        "close_reason",
-        "id",
-        "life",
-        "origin",
-        "origin_str",
-        "reused",
-        "route",
-        "tls_version",
-    )
-
-    def __init__(
-        self,
-        stream: Stream,
-        route: Route,
-        connection_id: int,
-        *,
-        max_head_size: int = MAX_HEAD_SIZE,
-    ) -> None:
-        self._stream = stream
-        self._h11 = new_h11(max_head_size)
-        self._max_head_size = max_head_size
-        # Never more than the head limit at a time: what follows the head
-        # (a chunk-size line) must meet h11's bound too.
-        self._head_read_size = min(READ_SIZE, max_head_size)
-        self.id = connection_id
-        self.route = route
-        self.origin = route.origin
-        self.origin_str = str(route.origin)
-        self.tls_version = stream.tls_version
-        #: Its keep-alive facts and place in the pool's life cycle.
-        self.life = Lifetime(time.monotonic())
-        #: The current request runs on a connection that served before.
-        self.reused = False
-        #: Why the connection can't be reused, once a cycle has ended.
-        self.close_reason: CloseReason | None = None
-        #: The current (or last) cycle; None before the first request.
-        self._ex: Exchange | None = None
-        #: When the wait for the final head must end (monotonic seconds).
-        self._head_deadline: float | None = None
+    _stream: Stream
 
     # -- sending ------------------------------------------------------------
 
@@ -149,23 +80,13 @@ class Connection:
             LocalProtocolError: the body disagrees with its framing headers.
             WriteTimeout, ReadTimeout, RemoteProtocolError: from the socket.
         """
-        ex = self._ex = Exchange(
-            self._h11, self._max_head_size, self.reused, self.life, request,
-            ends_with_head=ends_with_head, asks_to_close=asks_to_close,
-        )  # fmt: skip
-        head = ex.request_head
+        ex = self._begin(request, ends_with_head, asks_to_close)
         try:
-            if not expect_continue:
-                if ends_with_head:
-                    self._stream.send_all(head, write_timeout)
-                    return None
-                if body is None or (isinstance(body, bytes) and len(body) <= SMALL_BODY):
-                    # The common case: head and small body in one write.
-                    if body:
-                        head += b"".join(ex.body_bytes(body))
-                    self._stream.send_all(head + ex.end_bytes(), write_timeout)
-                    return None
-            self._stream.send_all(head, write_timeout)
+            whole = self._whole_request(ex, body, expect_continue, ends_with_head)
+            if whole is not None:  # the common case: one write
+                self._stream.send_all(whole, write_timeout)
+                return None
+            self._stream.send_all(ex.request_head, write_timeout)
             return self._send_body(ex, body, write_timeout, read_timeout, expect_continue)
         except RemoteProtocolError:
             # The write failed: the server may have answered and closed
@@ -188,7 +109,7 @@ class Connection:
             early = self._wait_for_continue(read_timeout)
             if early is not None:
                 return early
-        for chunk in _blocks(body):
+        for chunk in blocks(body):
             # An idle peer never talks while we upload; if it does, it
             # is answering (or closing) early: stop and read.
             if self._stream.is_readable():
@@ -226,9 +147,8 @@ class Connection:
         """Read up to the final response head; 1xx responses are skipped.
 
         ``timeout`` bounds the wait for the first bytes, then the wait for
-        the rest of the head, interim responses included, as a whole:
-        however the server spreads it out, no server can hold a request
-        here for longer than twice ``timeout``.
+        the rest of the head, interim responses included, as a whole
+        (``ConnectionCore._head_wait``).
 
         Raises:
             ReadTimeout, RemoteProtocolError.
@@ -249,25 +169,17 @@ class Connection:
         return head
 
     def _recv_head(self, timeout: float | None) -> bytes:
-        """A read while waiting for the head: until its first bytes, within
-        ``timeout``; from then on, all within ``timeout`` together."""
+        """A read while waiting for the head, within what is left of the
+        time for it."""
         ex = self._ex
         assert ex is not None
         if timeout is None or not ex.response_started:
             return self._stream.recv(self._head_read_size, timeout)
-        deadline = self._head_deadline
-        if deadline is None:
-            deadline = self._head_deadline = time.monotonic() + timeout
-        left = deadline - time.monotonic()
+        wait = self._head_wait(timeout)
         try:
-            if left <= 0:
-                raise ReadTimeout("no time left")
-            return self._stream.recv(self._head_read_size, left)
+            return self._stream.recv(self._head_read_size, wait)
         except ReadTimeout as exc:
-            raise ReadTimeout(
-                f"the response head did not arrive whole within read={timeout} s"
-                f" ({ex.interim} interim responses so far)"
-            ) from exc
+            raise self._head_timed_out(timeout) from exc
 
     def receive_body(self, timeout: float | None) -> bytes | bytearray | None:
         """The next piece of the body, or ``None`` once it has all arrived.
@@ -307,80 +219,3 @@ class Connection:
         while (data := self.receive_body(timeout)) is not None:
             pieces.append(data)
         return bytes(pieces[0]) if len(pieces) == 1 else b"".join(pieces)
-
-    def body_left(self) -> int | None:
-        """Bytes of a counted body not read yet; None when the body is not
-        counted (chunked, until close) or no head was read."""
-        ex = self._ex
-        body = None if ex is None else ex.body
-        return None if body is None else body.left
-
-    def _finish(self, ex: Exchange) -> None:
-        """The cycle ended: record the exchange's verdict; a connection fit
-        for another cycle starts it on a fresh h11 state machine."""
-        self.life.responses += 1
-        self.close_reason = ex.finish()
-        if self.close_reason is None:
-            self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head_size)
-
-    @property
-    def is_reusable(self) -> bool:
-        """Whether the finished cycle left the connection fit for another."""
-        ex = self._ex
-        return ex is not None and ex.finished and self.close_reason is None
-
-    @property
-    def response_started(self) -> bool:
-        """Whether any byte of the current response arrived (the retry rule
-        depends on it)."""
-        ex = self._ex
-        return ex is not None and ex.response_started
-
-    # -- the pool's questions -------------------------------------------------
-
-    def carries_unretryable(self) -> bool:
-        """Whether this idle connection may carry a request that can't be
-        sent again (a POST, a streamed body) if it turns out to be broken.
-
-        Not after a response to HEAD. A HEAD response announces a body it
-        doesn't carry, and a server that gets this wrong (an application
-        writing the body anyway, behind a server that passes it on) leaves
-        that body on the connection. Arriving with the response it is
-        caught at once (bytes past the response's end: the connection is
-        closed); arriving later, it is caught by the probe before reuse or
-        by the first bytes of the next response, which then can't begin a
-        status line. Those bytes prove the request went out on a
-        connection out of step, so a request that can be retried is, and
-        only the others need keeping away. Closing after every HEAD (as
-        some clients do) would cost every correct server a handshake.
-        """
-        ex = self._ex
-        return ex is None or not ex.head_request
-
-    def is_stale(self) -> bool:
-        """Whether the idle connection was closed by the peer (or holds bytes
-        nobody asked for). Never blocks. See ``_socket`` for why this works."""
-        return self._stream.is_readable()
-
-    def start_reuse(self) -> None:
-        """Note that the next request goes over this already-used connection."""
-        self.reused = True
-        life = self.life
-        if life.server_requests_left is not None:
-            life.server_requests_left -= 1  # the server's Keep-Alive max
-
-    def close(self) -> None:
-        """Close the socket. Idempotent."""
-        self.life.become_closed()
-        self._stream.close()
-
-
-def _blocks(body: bytes | Iterable[bytes] | None) -> Iterable[bytes | memoryview]:
-    """The body as pieces to write: blocks of an in-memory body (views, no
-    copies), or the caller's own pieces (empty ones skipped)."""
-    if body is None:
-        return ()
-    if isinstance(body, bytes):
-        view = memoryview(body)
-        return (view[i : i + SEND_BLOCK] for i in range(0, len(body), SEND_BLOCK))
-    return (chunk for chunk in body if chunk)
