@@ -1,8 +1,9 @@
 """Sockets: connect, TLS, timed reads and writes, and the idle probe.
 
-This is the only module that touches ``socket`` and ``ssl``, and the only
-place where their exceptions are caught. Each operation translates what the
-OS says into rawkeep's errors:
+This is the blocking shell's only module that touches ``socket`` and
+``ssl``, and the only place where it catches their exceptions (its asyncio
+twin is ``_aio_socket``). Each operation translates what the OS says into
+rawkeep's errors, in words both share (``_io_errors``):
 
 * connect: ``TimeoutError`` -> ``ConnectTimeout``; any other ``OSError``
   (refused, unreachable, name not resolved) -> ``ConnectError``; a failed
@@ -69,13 +70,14 @@ import sys
 import time
 from typing import TYPE_CHECKING, Final, TypeAlias
 
-from ._exceptions import (
-    ConnectError,
-    ConnectTimeout,
-    ReadTimeout,
-    RemoteProtocolError,
-    TLSError,
-    WriteTimeout,
+from ._exceptions import TLSError
+from ._io_errors import (
+    connect_failed,
+    connect_unix_failed,
+    lost_while,
+    read_timed_out,
+    tls_failed,
+    write_timed_out,
 )
 
 if TYPE_CHECKING:
@@ -197,9 +199,9 @@ class Stream:
                 if sent < len(data):
                     self._send_rest(memoryview(data)[sent:], start + timeout)
         except (TimeoutError, BlockingIOError) as exc:
-            raise WriteTimeout(f"write timed out after {timeout} s") from exc
+            raise write_timed_out(timeout) from exc
         except OSError as exc:
-            raise RemoteProtocolError(f"connection lost while sending: {exc}") from exc
+            raise lost_while("sending", exc) from exc
 
     def _send_rest(self, view: memoryview, deadline: float) -> None:
         """Send the rest before ``deadline``. As with Python's ``sendall``,
@@ -236,9 +238,9 @@ class Stream:
         try:
             data = self._sock.recv(size, flags)
         except (TimeoutError, BlockingIOError) as exc:
-            raise ReadTimeout(f"read timed out after {timeout} s") from exc
+            raise read_timed_out(timeout) from exc
         except OSError as exc:
-            raise RemoteProtocolError(f"connection lost while reading: {exc}") from exc
+            raise lost_while("reading", exc) from exc
         self._received += len(data)
         return data
 
@@ -324,12 +326,9 @@ def connect_unix(path: str, *, timeout: float | None) -> Stream:
     try:
         sock.settimeout(timeout)
         sock.connect(path)
-    except TimeoutError as exc:
-        sock.close()
-        raise ConnectTimeout(f"connect to {path} timed out after {timeout} s") from exc
     except OSError as exc:
         sock.close()
-        raise ConnectError(f"could not connect to {path}: {exc.strerror or exc}") from exc
+        raise connect_unix_failed(exc, path, timeout) from exc
     return Stream(sock)
 
 
@@ -353,12 +352,8 @@ def connect(
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
-    except TimeoutError as exc:
-        raise ConnectTimeout(f"connect to {host}:{port} timed out after {timeout} s") from exc
-    except socket.gaierror as exc:
-        raise ConnectError(f"could not resolve {host!r}: {exc.strerror}") from exc
     except OSError as exc:
-        raise ConnectError(f"could not connect to {host}:{port}: {exc.strerror or exc}") from exc
+        raise connect_failed(exc, host, port, timeout) from exc
     try:
         # Requests are written in one sendall; without TCP_NODELAY a request
         # whose body goes out in a second write waits for the delayed ACK.
@@ -377,22 +372,12 @@ def _start_tls(
     server_hostname: str,
     deadline: float | None,
 ) -> Stream:
-    import ssl
-
     if deadline is not None:
         sock.settimeout(max(deadline - time.monotonic(), 0.001))
     try:
         tls = context.wrap_socket(sock, server_hostname=server_hostname)
-    except ssl.SSLCertVerificationError as exc:
-        raise TLSError(
-            f"certificate verify failed for {server_hostname}: {exc.verify_message}"
-        ) from exc
-    except ssl.SSLError as exc:
-        raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from exc
-    except TimeoutError as exc:
-        raise ConnectTimeout(f"TLS handshake with {server_hostname} timed out") from exc
     except OSError as exc:
-        raise ConnectError(f"connection lost during TLS handshake: {exc}") from exc
+        raise tls_failed(exc, server_hostname) from exc
     return Stream(tls, tls.version())
 
 
