@@ -15,10 +15,12 @@ https via a proxy      TCP to the proxy, ``CONNECT``, then TLS to the
 ``Connector`` holds what opening needs (the proxy configuration, the Unix
 socket path, the TLS settings and the one SSL context built from them) and
 turns a route into a ``Plan`` without I/O. ``open_stream`` carries a plan
-out with blocking sockets; the connect timeout bounds each step, and the
-steps are short and sequential. Errors come from ``_socket``, the one
-module that maps OS and TLS errors; a failure to reach a proxy says it was
-the proxy.
+out with blocking sockets (``_aio_connect.open_stream`` with asyncio, the
+same steps); the connect timeout bounds each step, and the steps are short
+and sequential. Errors come from ``_socket`` / ``_aio_socket``, which map
+OS and TLS errors; what a failure means at this level (it was the proxy,
+the proxy dropped or stalled the CONNECT) is decided by the functions
+below that both shells call.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from typing import TYPE_CHECKING, NamedTuple
 from ._exceptions import (
     ConnectError,
     ConnectTimeout,
+    ProxyError,
     RawkeepError,
     ReadTimeout,
+    RemoteProtocolError,
     WriteTimeout,
     with_context,
 )
@@ -44,7 +48,10 @@ if TYPE_CHECKING:
     from ._socket import CertInput, Stream, VerifyInput
     from ._url import Origin
 
-__all__ = ["Connector", "Plan", "open_stream"]
+__all__ = ["Connector", "Plan", "open_stream", "proxy_unreachable", "tunnel_failed"]
+
+#: How much of the proxy's answer to a CONNECT each read asks for.
+TUNNEL_READ_SIZE = 16 * 1024
 
 
 class Plan(NamedTuple):
@@ -118,6 +125,10 @@ class Connector:
         tunnel = proxy if tls_host is not None else None
         return Plan(proxy.origin.host, proxy.origin.port, None, tunnel, proxy, tls_host)
 
+    def tls_context(self, plan: Plan) -> ssl.SSLContext | None:
+        """The context to start TLS with on ``plan``'s stream; None for plain http."""
+        return None if plan.tls_host is None else self.ssl_context()
+
     def ssl_context(self) -> ssl.SSLContext:
         """The TLS context every https connection shares.
 
@@ -155,7 +166,7 @@ def _open(connector: Connector, route: Route, timeout: float | None) -> Stream:
     from ._socket import connect, connect_unix
 
     plan = connector.plan(route)
-    context = None if plan.tls_host is None else connector.ssl_context()
+    context = connector.tls_context(plan)
     if plan.uds is None and plan.proxy is None:
         return connect(
             plan.host,
@@ -184,10 +195,26 @@ def _connect_proxy(plan: Plan, timeout: float | None) -> Stream:
 
     try:
         return connect(plan.host, plan.port, timeout=timeout)
-    except ConnectTimeout as exc:
-        raise ConnectTimeout(f"proxy {plan.proxy}: {exc.message}") from exc
-    except ConnectError as exc:
-        raise ConnectError(f"proxy {plan.proxy}: {exc.message}") from exc
+    except (ConnectTimeout, ConnectError) as exc:
+        raise proxy_unreachable(plan, exc) from exc
+
+
+def proxy_unreachable(plan: Plan, exc: ConnectError | ConnectTimeout) -> RawkeepError:
+    """The error for ``exc``, met connecting to ``plan``'s proxy: the same
+    class, saying it was the proxy."""
+    return type(exc)(f"proxy {plan.proxy}: {exc.message}")
+
+
+def tunnel_failed(
+    tunnel: Tunnel, exc: RemoteProtocolError | ReadTimeout | WriteTimeout, timeout: float | None
+) -> RawkeepError:
+    """The error for ``exc``, met during the CONNECT exchange: a lost
+    connection is the proxy's doing (``ProxyError``); a read or write that
+    timed out is part of opening the connection, the connect timeout's
+    business (``ConnectTimeout``)."""
+    if isinstance(exc, RemoteProtocolError):
+        return ProxyError(f"proxy {tunnel.proxy} dropped the CONNECT: {exc}")
+    return ConnectTimeout(f"proxy {tunnel.proxy} did not open the tunnel within {timeout} s")
 
 
 def _open_tunnel(stream: Stream, tunnel: Tunnel, timeout: float | None) -> None:
@@ -198,19 +225,14 @@ def _open_tunnel(stream: Stream, tunnel: Tunnel, timeout: float | None) -> None:
         ProxyError: the proxy refused or broke the exchange.
         ConnectTimeout: the proxy did not answer within ``timeout``.
     """
-    from ._exceptions import ProxyError, RemoteProtocolError
-
     try:
         stream.send_all(tunnel.request, timeout)
         while True:
             try:
-                data = stream.recv(16 * 1024, timeout)
+                data = stream.recv(TUNNEL_READ_SIZE, timeout)
             except RemoteProtocolError as exc:
-                raise ProxyError(f"proxy {tunnel.proxy} dropped the CONNECT: {exc}") from exc
+                raise tunnel_failed(tunnel, exc, timeout) from exc
             if tunnel.feed(data):
                 return
     except (ReadTimeout, WriteTimeout) as exc:
-        # Part of opening the connection: the connect timeout's business.
-        raise ConnectTimeout(
-            f"proxy {tunnel.proxy} did not open the tunnel within {timeout} s"
-        ) from exc
+        raise tunnel_failed(tunnel, exc, timeout) from exc
