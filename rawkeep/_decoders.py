@@ -7,17 +7,21 @@ standard library), br when a ``brotli`` or ``brotlicffi`` module of version
 ``zstandard`` is. Nothing is added as a dependency: a coding whose module is
 absent is simply not advertised.
 
-Decoding streams in bounded steps. Each coding is one layer, a generator
-that pulls pieces from the layer beneath it (the first pulls the body as it
-is received), asks its decompressor for at most ``DECODE_STEP`` bytes at a
-time, and hands each step on before it takes the next. Several codings
-(``Content-Encoding: gzip, br``) were applied in order, so they are undone
-in reverse: the steps of the outermost layer are the input of the next one,
-each of them already bounded. The last layer's steps are cut into pieces of
-at most ``PIECE_SIZE`` bytes for the caller. Whatever the compression ratio,
-and however the codings are nested, no piece is larger than ``PIECE_SIZE``
-and each layer holds about one step: a 2 KB body that inflates to 1 GiB
-streams through the same few MiB as any other.
+Decoding is pushed: the reader of the body hands each piece it receives to
+a `BodyDecoder` (``feed``) and says when the body has ended (``end``), so a
+reader that waits for the connection with ``await`` decodes by the same
+rules as one that blocks. Each coding is one layer: fed a piece, it asks
+its decompressor for at most ``DECODE_STEP`` bytes at a time and hands each
+step on before it takes the next. Several codings (``Content-Encoding:
+gzip, br``) were applied in order, so they are undone in reverse: each step
+of the outermost layer is fed to the next layer, and undone there step by
+step, before the outer layer takes its next step. The last layer's steps
+are cut into pieces of at most ``PIECE_SIZE`` bytes for the caller. What
+``feed`` and ``end`` return are iterators that do this lazily, one step at
+a time as they are read. Whatever the compression ratio, and however the
+codings are nested, no piece is larger than ``PIECE_SIZE`` and each layer
+holds about one step: a 2 KB body that inflates to 1 GiB streams through
+the same few MiB as any other.
 """
 
 from __future__ import annotations
@@ -26,19 +30,27 @@ import importlib.util
 import zlib
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from ._exceptions import DecodingError, RawkeepError
+from ._exceptions import DecodingError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-__all__ = ["DECODE_STEP", "PIECE_SIZE", "accept_encoding", "decode_stream"]
+__all__ = ["DECODE_STEP", "PIECE_SIZE", "BodyDecoder", "accept_encoding", "decode_stream"]
 
 
 class Decoder(Protocol):
-    def stream(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
-        """Decode ``pieces``, one step (at most ``DECODE_STEP`` bytes, some
-        modules overshoot: see their classes) at a time; empty steps are
-        left out."""
+    """One coding's layer. Each iterator it returns must be read to its end
+    before the next call: a layer keeps its place in its input there."""
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """Decode ``data``, the next bytes of the coded stream, one step (at
+        most ``DECODE_STEP`` bytes, some modules overshoot: see their
+        classes) at a time; empty steps are left out."""
+        ...
+
+    def end(self) -> Iterator[bytes]:
+        """The steps still pending once all input has been fed; raises
+        ``DecodingError`` (as it is read) when the stream was cut short."""
         ...
 
 
@@ -116,22 +128,20 @@ class ZlibDecoder:
             wbits = -zlib.MAX_WBITS  # raw deflate
         self._obj = zlib.decompressobj(wbits)
 
-    def stream(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._done:
+            return  # read on, so the body ends as it should
+        if self._head:
+            data, self._head = self._head + data, b""
+        if self._obj is None:
+            if len(data) < 2:
+                self._head = data
+                return
+            self._start(data)
         try:
-            for data in pieces:
-                if self._done:
-                    continue  # read on, so the body ends as it should
-                if self._head:
-                    data, self._head = self._head + data, b""
-                if self._obj is None:
-                    if len(data) < 2:
-                        self._head = data
-                        continue
-                    self._start(data)
-                yield from self._inflate(data)
+            yield from self._inflate(data)
         except zlib.error as exc:
             raise DecodingError(f"invalid {self._coding} data: {exc}") from exc
-        self._finish()
 
     def _inflate(self, data: bytes) -> Iterator[bytes]:
         # One step at a time: zlib is asked for at most DECODE_STEP bytes, and
@@ -165,7 +175,7 @@ class ZlibDecoder:
             if len(piece) < step and not data:
                 return
 
-    def _finish(self) -> None:
+    def end(self) -> Iterator[bytes]:
         if self._obj is None:
             if self._head:
                 raise DecodingError(f"{self._coding} body too short to be valid")
@@ -174,6 +184,7 @@ class ZlibDecoder:
         # lone byte held back after a complete member is trailing junk.
         if not self._obj.eof:
             raise DecodingError(f"{self._coding} body ends before its end-of-stream marker")
+        yield from ()
 
 
 class BrotliDecoder:
@@ -214,23 +225,24 @@ class BrotliDecoder:
         self._limit.count(len(out), "br")
         return out
 
-    def stream(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
+    def feed(self, data: bytes) -> Iterator[bytes]:
         if not self._can_bound:
-            for data in pieces:
-                for start in range(0, len(data), BROTLI_SLICE):
-                    if out := self._call(data[start : start + BROTLI_SLICE]):
-                        yield out
-            return
-        can_accept_more_data = self._obj.can_accept_more_data
-        for data in pieces:
-            if out := self._call(data):
-                yield out
-            while not can_accept_more_data():
-                if out := self._call(b""):
+            for start in range(0, len(data), BROTLI_SLICE):
+                if out := self._call(data[start : start + BROTLI_SLICE]):
                     yield out
-        # Output may still be pending once all input is in.
-        while out := self._call(b""):
+            return
+        if out := self._call(data):
             yield out
+        can_accept_more_data = self._obj.can_accept_more_data
+        while not can_accept_more_data():
+            if out := self._call(b""):
+                yield out
+
+    def end(self) -> Iterator[bytes]:
+        # Output may still be pending once all input is in.
+        if self._can_bound:
+            while out := self._call(b""):
+                yield out
 
 
 class StdlibZstdDecoder:
@@ -251,71 +263,92 @@ class StdlibZstdDecoder:
         self._limit.count(len(out), "zstd")
         return out
 
-    def stream(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
+    def feed(self, data: bytes) -> Iterator[bytes]:
         obj = self._obj
-        for data in pieces:
-            if obj.eof:
-                continue
-            if out := self._call(data):
+        if obj.eof:
+            return
+        if out := self._call(data):
+            yield out
+        while not obj.eof and not obj.needs_input:
+            if out := self._call(b""):
                 yield out
-            while not obj.eof and not obj.needs_input:
-                if out := self._call(b""):
-                    yield out
+
+    def end(self) -> Iterator[bytes]:
+        return iter(())  # every step was taken as its input came
 
 
-class _Pull:
-    """A file-like ``read`` over an iterator of pieces, for a decompressor
-    that pulls its input (zstandard's ``read_to_iter``)."""
+class _NeedInput(Exception):
+    """Raised to zstandard's iterator when all that was fed has been read."""
 
-    __slots__ = ("_pending", "_pieces")
 
-    def __init__(self, pieces: Iterable[bytes]) -> None:
-        self._pieces = iter(pieces)
-        self._pending = b""
+class _Fed:
+    """The file zstandard's ``read_to_iter`` reads: the bytes fed and not yet
+    read. With none, it raises `_NeedInput` until the body has ended, then
+    reads as the end of the file."""
+
+    __slots__ = ("data", "ended")
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.ended = False
 
     def read(self, size: int = -1) -> bytes:
-        if not self._pending:
-            self._pending = next(self._pieces, b"")
-        data = self._pending
+        data = self.data
+        if not data:
+            if self.ended:
+                return b""
+            raise _NeedInput
         if 0 <= size < len(data):
-            data, self._pending = data[:size], data[size:]
+            data, self.data = data[:size], data[size:]
         else:
-            self._pending = b""
+            self.data = b""
         return data
-
-    def drain(self) -> None:
-        """Read the pieces not needed to their end, so the body ends."""
-        for _ in self._pieces:
-            pass
 
 
 class ZstandardDecoder:
     """zstd through the ``zstandard`` module. Its ``decompressobj`` has no
     ``max_length``, but ``read_to_iter`` yields output in steps of at most
-    ``write_size`` bytes while pulling input through a ``read`` method, so
-    the layer beneath is handed to it as a file. Decoding stops at the end of
+    ``write_size`` bytes while reading input through a ``read`` method, so it
+    is handed a `_Fed` file. When the input fed so far is used up, ``read``
+    raises `_NeedInput`: the C extension's iterator then gives up the call
+    with its state kept, and the next feed resumes it (``zstandard_decoder``
+    uses this module only with that backend). Decoding stops at the end of
     the first frame, as ``decompressobj`` does; the rest is ignored."""
 
     def __init__(self, dctx: Any, limit: _Limit) -> None:
-        self._dctx = dctx
         self._limit = limit
+        self._source = _Fed()
+        self._outputs = dctx.read_to_iter(
+            self._source, read_size=DECODE_STEP, write_size=DECODE_STEP
+        )
+        self._done = False  # the frame ended; anything more is ignored
 
-    def stream(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
-        source = _Pull(pieces)
-        outputs = self._dctx.read_to_iter(source, read_size=DECODE_STEP, write_size=DECODE_STEP)
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._done:
+            return iter(())
+        self._source.data = data
+        return self._steps()
+
+    def end(self) -> Iterator[bytes]:
+        self._source.ended = True
+        return iter(()) if self._done else self._steps()
+
+    def _steps(self) -> Iterator[bytes]:
+        outputs = self._outputs
         while True:
             try:
                 out = bytes(next(outputs))
+            except _NeedInput:
+                return
             except StopIteration:
-                break
-            except RawkeepError:
-                raise  # from the layer beneath, or from the connection
+                self._done = True
+                self._source.data = b""
+                return
             except Exception as exc:
                 raise DecodingError(f"invalid zstd data: {exc}") from exc
             if out:
                 self._limit.count(len(out), "zstd")
                 yield out
-        source.drain()
 
 
 def _can_bound(module: Any) -> bool:
@@ -347,7 +380,10 @@ def _zstd_decoder(limit: _Limit) -> Decoder | None:
     if importlib.util.find_spec("zstandard") is not None:
         import zstandard  # type: ignore[import-not-found]
 
-        return ZstandardDecoder(zstandard.ZstdDecompressor(), limit)
+        # Only the C extension's iterator survives `_NeedInput` (the cffi
+        # backend's is a generator, which an exception ends).
+        if getattr(zstandard, "backend", None) == "cext":
+            return ZstandardDecoder(zstandard.ZstdDecompressor(), limit)
     return None
 
 
@@ -410,47 +446,105 @@ def _decoders(content_encoding: str | None, max_size: int | None) -> list[Decode
     return decoders
 
 
+def _through(decoder: Decoder, steps: Iterator[bytes]) -> Iterator[bytes]:
+    """``steps`` fed to ``decoder`` one at a time, each undone before the
+    next is taken."""
+    feed = decoder.feed
+    for step in steps:
+        yield from feed(step)
+
+
+class BodyDecoder:
+    """Undoes a body's ``Content-Encoding`` as its pieces are pushed in.
+
+    ``feed`` each piece of the body as it is received, then call ``end``
+    once it is all in; read each iterator they return to its end before the
+    next call. Each piece they yield is at most ``piece_size`` bytes
+    (``None``: whole steps, for a caller that joins them anyway). Each layer
+    holds about one ``DECODE_STEP`` of output at a time. ``max_size`` bounds
+    what each decoding layer may produce in all; past it ``DecodingError``
+    is raised, having decoded at most one step more.
+
+    An unknown coding is passed through undecoded (the caller asked for
+    something we did not advertise, e.g. with its own Accept-Encoding),
+    rather than failing the whole response: ``passthrough`` is then true,
+    as it is with no coding or only ``identity``, and ``feed`` hands each
+    piece back as it is, so a caller may skip it altogether.
+
+    Raises:
+        DecodingError: the data is corrupt for its coding, decodes to more
+            than ``max_size`` bytes, or has more than ``MAX_CODINGS`` codings
+            (this last one when constructed; the others as the iterators of
+            ``feed`` and ``end`` are read).
+    """
+
+    __slots__ = ("_decoders", "_piece_size", "passthrough")
+
+    def __init__(
+        self,
+        content_encoding: str | None,
+        max_size: int | None = None,
+        piece_size: int | None = PIECE_SIZE,
+    ) -> None:
+        self._decoders = _decoders(content_encoding, max_size) if content_encoding else []
+        self._piece_size = piece_size
+        #: Nothing to undo: the body's pieces are its content as they are.
+        self.passthrough = not self._decoders
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """The decoded pieces ``data``, the next bytes of the body, gives."""
+        decoders = self._decoders
+        if not decoders:
+            return iter((data,) if data else ())
+        return self._pieces(decoders[0].feed(data), 1)
+
+    def end(self) -> Iterator[bytes]:
+        """The decoded pieces still pending once the whole body was fed;
+        ``DecodingError`` (as it is read) when the body was cut short."""
+        return self._ends()
+
+    def _ends(self) -> Iterator[bytes]:
+        # Each layer's last steps go through the layers beneath it before
+        # those are told the end in turn.
+        for index, decoder in enumerate(self._decoders):
+            yield from self._pieces(decoder.end(), index + 1)
+
+    def _pieces(self, steps: Iterator[bytes], below: int) -> Iterator[bytes]:
+        """``steps`` undone by the layers from index ``below`` on, cut into
+        pieces of at most ``piece_size``."""
+        for decoder in self._decoders[below:]:
+            steps = _through(decoder, steps)
+        size = self._piece_size
+        return steps if size is None else _cut(steps, size)
+
+
+def _cut(steps: Iterator[bytes], size: int) -> Iterator[bytes]:
+    for step in steps:
+        if len(step) <= size:
+            yield step
+        else:
+            for start in range(0, len(step), size):
+                yield step[start : start + size]
+
+
 def decode_stream(
     content_encoding: str | None,
     chunks: Iterable[bytes],
     max_size: int | None = None,
     piece_size: int | None = PIECE_SIZE,
 ) -> Iterator[bytes]:
-    """Undo ``content_encoding`` over a stream of body pieces.
-
-    Each piece yielded is at most ``piece_size`` bytes when something was
-    decoded (undecoded pieces pass as they come); ``None`` yields each step
-    whole, for a caller that joins them anyway. Each layer holds about one
-    ``DECODE_STEP`` of output at a time. ``max_size`` bounds what each
-    decoding layer may produce in all; past it ``DecodingError`` is raised,
-    having decoded at most one step more.
-
-    An unknown coding is passed through undecoded (the caller asked for
-    something we did not advertise, e.g. with its own Accept-Encoding),
-    rather than failing the whole response.
-
-    Raises:
-        DecodingError: the data is corrupt for its coding, decodes to more
-            than ``max_size`` bytes, or has more than ``MAX_CODINGS`` codings.
-    """
+    """Undo ``content_encoding`` over a stream of body pieces: a
+    `BodyDecoder` fed each of ``chunks`` (see it for the pieces yielded and
+    the errors raised); undecoded pieces pass as they come."""
     try:
-        decoders = _decoders(content_encoding, max_size)
-        if not decoders:
+        decoder = BodyDecoder(content_encoding, max_size, piece_size)
+        if decoder.passthrough:
             yield from chunks
             return
-        # Each layer pulls from the one beneath it, outermost coding first.
-        stream: Iterable[bytes] = chunks
-        for decoder in decoders:
-            stream = decoder.stream(stream)
-        if piece_size is None:
-            yield from stream
-            return
-        for step in stream:
-            if len(step) <= piece_size:
-                yield step
-            else:
-                for start in range(0, len(step), piece_size):
-                    yield step[start : start + piece_size]
+        feed = decoder.feed
+        for chunk in chunks:
+            yield from feed(chunk)
+        yield from decoder.end()
     finally:
         # Stopping early (or a decoding error) must close the stream that
         # reads the connection now, so it is drained or closed at once.

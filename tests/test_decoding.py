@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import importlib
+import tracemalloc
 import zlib
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,7 @@ import pytest
 from servers.h11server import Reply
 
 import rawkeep
-from rawkeep._decoders import accept_encoding
+from rawkeep._decoders import BodyDecoder, accept_encoding
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -342,3 +343,138 @@ def test_br_and_zstd_bombs_stream_in_bounded_pieces(
     limited = make_client(headers={"Accept-Encoding": coding}, max_decoded_size=4 * MIB)
     with pytest.raises(rawkeep.DecodingError, match="max_decoded_size"):
         limited.get(server.url)
+
+
+# -- the push API: BodyDecoder, fed the body piece by piece --------------------------
+
+
+def decode_all(decoder: BodyDecoder, pieces: list[bytes]) -> list[bytes]:
+    out: list[bytes] = []
+    for piece in pieces:
+        out.extend(decoder.feed(piece))
+    out.extend(decoder.end())
+    return out
+
+
+def feed_in_pieces(decoder: BodyDecoder, data: bytes, size: int, sizes: list[int]) -> None:
+    """Feed ``data`` in pieces of ``size`` bytes, noting the sizes decoded."""
+    for start in range(0, len(data), size):
+        sizes.extend(map(len, decoder.feed(data[start : start + size])))
+
+
+def one_byte_pieces(data: bytes) -> list[bytes]:
+    return [data[i : i + 1] for i in range(len(data))]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "make"),
+    [
+        ("gzip", lambda: gzip.compress(PLAIN)),
+        ("deflate", lambda: zlib.compress(PLAIN)),
+        ("deflate", lambda: raw_deflate(PLAIN)),
+        ("gzip", lambda: gzip.compress(PLAIN[:1000]) + gzip.compress(PLAIN[1000:]) + b"junk"),
+        ("deflate, gzip", lambda: gzip.compress(zlib.compress(PLAIN))),
+        ("br", lambda: compress("br", PLAIN)),
+        ("zstd", lambda: compress("zstd", PLAIN)),
+    ],
+    ids=["gzip", "deflate", "raw-deflate", "gzip-members", "deflate-in-gzip", "br", "zstd"],
+)
+def test_body_decoder_output_does_not_depend_on_how_the_body_is_cut(
+    encoding: str, make: Callable[[], bytes]
+) -> None:
+    encoded = make()
+    whole = decode_all(BodyDecoder(encoding), [encoded])
+    bytewise = decode_all(BodyDecoder(encoding), one_byte_pieces(encoded))
+    assert b"".join(whole) == b"".join(bytewise) == PLAIN
+    assert max(map(len, whole + bytewise)) <= PIECE_BOUND
+
+
+def test_body_decoder_nested_bomb_is_bounded_and_lazy() -> None:
+    # The outer gzip inflates to 16 MiB (stored deflate blocks of zeros),
+    # which the inner one undoes byte for byte: only if each outer step goes
+    # through the inner layer before the next is taken does decoding hold
+    # about one step per layer rather than the 16 MiB between the layers.
+    inner = zlib.compressobj(0, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    encoded = gzip.compress(inner.compress(ZEROS) + inner.flush(), 9)
+    assert len(encoded) < BOMB_SIZE // 500
+    decoder = BodyDecoder("gzip, gzip")
+    total = largest = 0
+    tracemalloc.start()
+    try:
+        for start in range(0, len(encoded), 1000):
+            for piece in decoder.feed(encoded[start : start + 1000]):
+                total += len(piece)
+                largest = max(largest, len(piece))
+        for piece in decoder.end():
+            total += len(piece)
+            largest = max(largest, len(piece))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total == BOMB_SIZE
+    assert largest <= PIECE_BOUND
+    assert peak < 5 * MIB  # a step per layer and the zlib states, not 16 MiB
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encoded", "message"),
+    [
+        ("gzip", gzip.compress(PLAIN)[:-100], "ends before its end-of-stream marker"),
+        ("deflate", zlib.compress(PLAIN)[:-100], "ends before its end-of-stream marker"),
+        ("gzip", b"\x1f", "too short to be valid"),
+        # The outer layer is whole; the stream inside it is cut short.
+        (
+            "gzip, gzip",
+            gzip.compress(gzip.compress(PLAIN)[:-100]),
+            "ends before its end-of-stream marker",
+        ),
+    ],
+    ids=["gzip", "deflate", "one-byte", "inner-gzip"],
+)
+def test_body_decoder_end_refuses_a_truncated_body(
+    encoding: str, encoded: bytes, message: str
+) -> None:
+    decoder = BodyDecoder(encoding)
+    for piece in one_byte_pieces(encoded):
+        for _ in decoder.feed(piece):
+            pass
+    with pytest.raises(rawkeep.DecodingError, match=message):
+        list(decoder.end())
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "gzip, identity", "identity, gzip, gzip"])
+def test_body_decoder_stops_past_max_size(encoding: str) -> None:
+    encoded = gzip.compress(ZEROS)
+    if encoding.count("gzip") == 2:
+        encoded = gzip.compress(encoded)
+    limit = 4 * MIB
+    decoder = BodyDecoder(encoding, max_size=limit)
+    sizes: list[int] = []
+    with pytest.raises(rawkeep.DecodingError, match="max_decoded_size"):
+        feed_in_pieces(decoder, encoded, 4096, sizes)
+    assert limit - MIB <= sum(sizes) <= limit
+    # The same body under a limit it fits decodes whole.
+    assert sum(map(len, decode_all(BodyDecoder(encoding, max_size=BOMB_SIZE), [encoded]))) == (
+        BOMB_SIZE
+    )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "passthrough"),
+    [
+        (None, True),
+        ("", True),
+        ("identity", True),
+        ("Identity, identity", True),
+        ("x-custom", True),
+        ("gzip, x-custom", True),  # x-custom applied last can't be undone
+        ("gzip", False),
+        ("x-gzip", False),
+        ("identity, deflate", False),
+    ],
+)
+def test_body_decoder_passthrough(encoding: str | None, passthrough: bool) -> None:
+    decoder = BodyDecoder(encoding)
+    assert decoder.passthrough is passthrough
+    if passthrough:
+        assert decode_all(decoder, [b"opaque", b"", b" bytes"]) == [b"opaque", b" bytes"]
