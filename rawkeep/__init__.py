@@ -15,6 +15,8 @@ See docs/ for the keep-alive rules, the pool, events and errors.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._client import Client
 from ._events import (
     ConnectionClosed,
@@ -48,8 +50,12 @@ from ._pool_core import PoolStats
 from ._timeout import Timeout
 from ._version import __version__
 
+if TYPE_CHECKING:
+    from ._aio_client import AsyncClient
+
 __all__ = [
-    # the client and what it returns
+    # the clients and what they return
+    "AsyncClient",
     "Client",
     "Headers",
     "PoolStats",
@@ -82,3 +88,15 @@ __all__ = [
     "TooManyRedirects",
     "WriteTimeout",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # AsyncClient is loaded on first use: asyncio (and the socket, ssl and
+    # selectors modules it brings) would make every ``import rawkeep``
+    # several times slower, the blocking client's users included.
+    if name == "AsyncClient":
+        from ._aio_client import AsyncClient
+
+        globals()["AsyncClient"] = AsyncClient
+        return AsyncClient
+    raise AttributeError(f"module 'rawkeep' has no attribute {name!r}")

@@ -349,7 +349,11 @@ class AsyncStream:
         above). Idempotent."""
         if not self._closed:
             self._closed = True
-            self._transport.abort()
+            # RuntimeError: its event loop is closed (a client kept past the
+            # end of asyncio.run); nothing can run there any more, and the
+            # socket is closed when the transport is collected.
+            with contextlib.suppress(RuntimeError):
+                self._transport.abort()
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None

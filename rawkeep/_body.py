@@ -8,22 +8,26 @@ half-read connection is never reused, because the next response would
 start in the middle of this one's body.
 
 ``Response`` reads through this object and knows nothing of the pool.
+``BodyStream`` reads a blocking connection, ``AsyncBodyStream`` an asyncio
+one; what they decide (when a body is read, given back, drained or closed)
+is in ``_BodyBase``, once.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar
 
 from ._exceptions import RawkeepError, with_context
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncGenerator, Iterator
 
+    from ._aio_connection import AsyncConnection
     from ._connection import Connection
     from ._events import CloseReason
 
-__all__ = ["DRAIN_LIMIT", "DRAIN_TIME", "BodyStream", "Lender"]
+__all__ = ["DRAIN_LIMIT", "DRAIN_TIME", "AsyncBodyStream", "BodyStream", "Lender"]
 
 #: A body closed with at most this much left is drained so its connection
 #: can be reused; with more left, reading it would cost more than a new
@@ -35,25 +39,39 @@ DRAIN_LIMIT: Final = 64 * 1024
 DRAIN_TIME: Final = 1.0
 
 
-class Lender(Protocol):
+class _Source(Protocol):
+    """What a body stream needs of a connection besides reading it."""
+
+    id: int
+    origin_str: str
+
+    def body_left(self) -> int | None:
+        """Bytes of a counted body not read yet (None: not counted)."""
+
+
+C = TypeVar("C", bound=_Source)
+C_contra = TypeVar("C_contra", contravariant=True)
+
+
+class Lender(Protocol[C_contra]):
     """Where a connection goes back: the pool."""
 
-    def release(self, conn: Connection) -> None:
+    def release(self, conn: C_contra) -> None:
         """Take back a connection whose cycle finished."""
 
-    def discard(self, conn: Connection, reason: CloseReason = "error") -> None:
+    def discard(self, conn: C_contra, reason: CloseReason = "error") -> None:
         """Close a connection that can't be reused."""
 
 
-class BodyStream:
+class _BodyBase(Generic[C]):
     """The body of one response on ``conn``, read within ``read_timeout``
     per wait; ``conn`` goes back to ``lender`` when the body ends, fails, or
     is closed."""
 
     __slots__ = ("_conn", "_lender", "_read_timeout", "received", "started")
 
-    def __init__(self, conn: Connection, lender: Lender, read_timeout: float | None) -> None:
-        self._conn: Connection | None = conn
+    def __init__(self, conn: C, lender: Lender[C], read_timeout: float | None) -> None:
+        self._conn: C | None = conn
         self._lender = lender
         self._read_timeout = read_timeout
         #: Bytes read so far, as received.
@@ -66,7 +84,7 @@ class BodyStream:
         """Whether the connection has been given back."""
         return self._conn is None
 
-    def start(self) -> Connection:
+    def start(self) -> C:
         """Begin reading: the connection to read from.
 
         Raises:
@@ -79,6 +97,57 @@ class BodyStream:
             raise RuntimeError("the response was closed before its body was read")
         self.started = True
         return conn
+
+    def _may_drain(self, conn: C) -> bool:
+        """Whether an unread rest is worth draining (it may still turn out
+        too long or too slow: see ``_drained``)."""
+        left = conn.body_left()
+        return left is None or left <= DRAIN_LIMIT
+
+    def _drain_timeout(self) -> float:
+        """Each wait while draining."""
+        return DRAIN_TIME if self._read_timeout is None else min(self._read_timeout, DRAIN_TIME)
+
+    def _fail(self, conn: C, exc: BaseException) -> None:
+        """Reading failed: close the connection, say which one in the error."""
+        self._give_back(conn, "error")
+        if isinstance(exc, RawkeepError):
+            with_context(exc, origin=conn.origin_str, connection_id=conn.id)
+
+    def _give_back(self, conn: C, reason: CloseReason | None) -> None:
+        """Release ``conn`` to its lender, or close it for ``reason``."""
+        self._conn = None
+        if reason is None:
+            self._lender.release(conn)
+        else:
+            self._lender.discard(conn, reason)
+
+    def discard(self) -> None:
+        """Close the connection without reading anything more. Idempotent."""
+        conn = self._conn
+        if conn is not None:
+            self._give_back(conn, "unread_body")
+
+
+class _Drain:
+    """The budget of one drain: DRAIN_LIMIT bytes within DRAIN_TIME."""
+
+    __slots__ = ("budget", "deadline")
+
+    def __init__(self) -> None:
+        self.budget = DRAIN_LIMIT
+        self.deadline = time.monotonic() + DRAIN_TIME
+
+    def spend(self, size: int) -> bool:
+        """Count ``size`` bytes read; False when the budget is spent."""
+        self.budget -= size
+        return self.budget >= 0 and time.monotonic() <= self.deadline
+
+
+class BodyStream(_BodyBase["Connection"]):
+    """A body on a blocking connection (see ``_BodyBase``)."""
+
+    __slots__ = ()
 
     def read_all(self) -> bytes:
         """The whole (rest of the) body in one piece, as received.
@@ -132,34 +201,89 @@ class BodyStream:
         the connection reused; otherwise it is closed. Idempotent."""
         conn = self._conn
         if conn is not None:
-            self._give_back(conn, None if self._drain(conn) else "unread_body")
+            self._give_back(conn, None if self._drained(conn) else "unread_body")
 
-    def _drain(self, conn: Connection) -> bool:
-        left = conn.body_left()
-        if left is not None and left > DRAIN_LIMIT:
+    def _drained(self, conn: Connection) -> bool:
+        if not self._may_drain(conn):
             return False
-        deadline = time.monotonic() + DRAIN_TIME
-        budget = DRAIN_LIMIT
-        timeout = DRAIN_TIME if self._read_timeout is None else min(self._read_timeout, DRAIN_TIME)
+        drain = _Drain()
+        timeout = self._drain_timeout()
         try:
             while (data := conn.receive_body(timeout)) is not None:
-                budget -= len(data)
-                if budget < 0 or time.monotonic() > deadline:
+                if not drain.spend(len(data)):
                     return False
         except RawkeepError:
             return False
         return True
 
-    def _fail(self, conn: Connection, exc: BaseException) -> None:
-        """Reading failed: close the connection, say which one in the error."""
-        self._give_back(conn, "error")
-        if isinstance(exc, RawkeepError):
-            with_context(exc, origin=conn.origin_str, connection_id=conn.id)
 
-    def _give_back(self, conn: Connection, reason: CloseReason | None) -> None:
-        """Release ``conn`` to its lender, or close it for ``reason``."""
-        self._conn = None
-        if reason is None:
-            self._lender.release(conn)
-        else:
-            self._lender.discard(conn, reason)
+class AsyncBodyStream(_BodyBase["AsyncConnection"]):
+    """A body on an asyncio connection (see ``_BodyBase``). A task cancelled
+    while reading closes the connection: it is never given back half-read."""
+
+    __slots__ = ()
+
+    async def read_all(self) -> bytes:
+        """The whole (rest of the) body in one piece, as received.
+
+        Raises:
+            ReadTimeout, RemoteProtocolError: the connection is then closed.
+            RuntimeError: as for ``start``.
+        """
+        conn = self.start()
+        try:
+            content = await conn.receive_rest(self._read_timeout)
+        except BaseException as exc:
+            self._fail(conn, exc)
+            raise
+        self._give_back(conn, None)
+        self.received += len(content)
+        return content
+
+    async def pieces(self) -> AsyncGenerator[bytes, None]:
+        """The body in pieces as they arrive. Left early, the body is
+        closed (drained if small, once the caller closes the generator or
+        the response).
+
+        Raises:
+            as for ``read_all``.
+        """
+        conn = self.start()
+        try:
+            while True:
+                try:
+                    data = await conn.receive_body(self._read_timeout)
+                except BaseException as exc:
+                    self._fail(conn, exc)
+                    raise
+                if data is None:
+                    self._give_back(conn, None)
+                    return
+                self.received += len(data)
+                yield data if type(data) is bytes else bytes(data)
+        finally:
+            self.discard()  # left early: a half-read connection is not reused
+
+    async def close(self) -> None:
+        """As ``BodyStream.close``, awaited. Idempotent."""
+        conn = self._conn
+        if conn is not None:
+            try:
+                drained = await self._drained(conn)
+            except BaseException:
+                self._give_back(conn, "unread_body")
+                raise
+            self._give_back(conn, None if drained else "unread_body")
+
+    async def _drained(self, conn: AsyncConnection) -> bool:
+        if not self._may_drain(conn):
+            return False
+        drain = _Drain()
+        timeout = self._drain_timeout()
+        try:
+            while (data := await conn.receive_body(timeout)) is not None:
+                if not drain.spend(len(data)):
+                    return False
+        except RawkeepError:
+            return False
+        return True

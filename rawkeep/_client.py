@@ -15,28 +15,24 @@ decided in ``_client_base.ClientBase``, once for this client and
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from ._body import BodyStream
 from ._client_base import ClientBase
 from ._connect import open_stream
 from ._connection import Connection
 from ._exceptions import RawkeepError
-from ._pool import Pool, PoolStats
-from ._timeout import DEFAULT_TIMEOUT, USE_CLIENT_DEFAULT, Timeout, TimeoutInput, UseClientDefault
+from ._pool import Pool
+from ._timeout import USE_CLIENT_DEFAULT, Timeout, TimeoutInput, UseClientDefault
 
 if TYPE_CHECKING:
-    import os
-    from collections.abc import Iterator
-    from http.cookiejar import CookieJar
+    from collections.abc import Iterable, Iterator
     from types import TracebackType
 
     from ._auth import AuthInput
-    from ._events import EventCallback
     from ._headers import HeadersInput
     from ._models import Response
     from ._request import Content, FormInput, Request
-    from ._socket import CertInput, VerifyInput
     from ._url import QueryParams, Route
 
 
@@ -100,55 +96,10 @@ class Client(ClientBase):
         InvalidURL: the proxy URL can't be used.
     """
 
-    def __init__(
-        self,
-        *,
-        headers: HeadersInput | None = None,
-        timeout: TimeoutInput = DEFAULT_TIMEOUT,
-        max_connections: int | None = 100,
-        max_connections_per_host: int | None = 10,
-        idle_timeout: float | None = 30.0,
-        max_requests_per_connection: int | None = None,
-        max_connection_age: float | None = None,
-        retries: int = 1,
-        follow_redirects: bool = False,
-        max_redirects: int = 20,
-        verify: VerifyInput = True,
-        cert: CertInput = None,
-        proxy: str | None = None,
-        trust_env: bool = False,
-        uds: str | os.PathLike[str] | None = None,
-        auth: AuthInput | None = None,
-        cookies: CookieJar | None = None,
-        on_event: EventCallback | None = None,
-        expect_continue_above: int | None = None,
-        max_header_size: int = 64 * 1024,
-        max_decoded_size: int | None = None,
-    ) -> None:
-        super().__init__(
-            headers=headers,
-            timeout=timeout,
-            max_connections=max_connections,
-            max_connections_per_host=max_connections_per_host,
-            idle_timeout=idle_timeout,
-            max_requests_per_connection=max_requests_per_connection,
-            max_connection_age=max_connection_age,
-            retries=retries,
-            follow_redirects=follow_redirects,
-            max_redirects=max_redirects,
-            verify=verify,
-            cert=cert,
-            proxy=proxy,
-            trust_env=trust_env,
-            uds=uds,
-            auth=auth,
-            cookies=cookies,
-            on_event=on_event,
-            expect_continue_above=expect_continue_above,
-            max_header_size=max_header_size,
-            max_decoded_size=max_decoded_size,
-        )
-        self._pool = Pool(opener=self._open_connection, emitter=self._emitter, limits=self._limits)
+    _pool: Pool
+
+    def _new_pool(self) -> Pool:
+        return Pool(opener=self._open_connection, emitter=self._emitter, limits=self._limits)
 
     # -- public API ---------------------------------------------------------------
 
@@ -258,10 +209,6 @@ class Client(ClientBase):
         """``request("PATCH", url, ...)``."""
         return self.request("PATCH", url, **kwargs)
 
-    def pool_stats(self) -> PoolStats:
-        """A snapshot of the pool's counters (see ``PoolStats``)."""
-        return self._pool.stats()
-
     def close(self) -> None:
         """Close every idle connection and refuse new requests.
 
@@ -269,11 +216,6 @@ class Client(ClientBase):
         Idempotent.
         """
         self._pool.close()
-
-    @property
-    def is_closed(self) -> bool:
-        """Whether ``close()`` was called; requests then raise ``ClientClosed``."""
-        return self._pool.is_closed
 
     def __enter__(self) -> Client:
         return self
@@ -339,9 +281,11 @@ class Client(ClientBase):
                 raise
 
     def _send_once(self, conn: Connection, request: Request, limits: Timeout) -> Response:
+        # An async iterable body was refused by ``_prepare``.
+        body = cast("bytes | Iterable[bytes] | None", request.body_chunks())
         early = conn.send_request(
             request.h11_request,
-            request.body_chunks(),
+            body,
             write_timeout=limits.write,
             read_timeout=limits.read,
             expect_continue=request.expects_continue,

@@ -45,13 +45,14 @@ if TYPE_CHECKING:
     from http.cookiejar import CookieJar
 
     from ._auth import AuthInput
-    from ._body import BodyStream
+    from ._body import AsyncBodyStream, BodyStream
     from ._events import EventCallback
     from ._exceptions import RawkeepError
     from ._exchange import Head
     from ._headers import HeadersInput
     from ._keepalive import ExpiryRules
-    from ._pool_core import Pooled
+    from ._pool_core import Pooled, PoolStats
+    from ._pool_shell import PoolShell
     from ._request import Content, FormInput, Request
     from ._socket import CertInput, VerifyInput
     from ._url import QueryParams
@@ -79,6 +80,10 @@ class PoolLimits:
 class ClientBase:
     """The options and decisions ``Client`` and ``AsyncClient`` share (see
     the module docstring; the keywords are documented on ``Client``)."""
+
+    #: Whether ``content`` may be an async iterable (only the asyncio shell
+    #: can read one).
+    _async_bodies = False
 
     def __init__(
         self,
@@ -140,6 +145,20 @@ class ClientBase:
                 check_seconds("max_connection_age", max_connection_age),
             ),
         )
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> PoolShell[Any]:
+        """The shell's pool, made from ``_limits`` and ``_emitter``."""
+        raise NotImplementedError
+
+    def pool_stats(self) -> PoolStats:
+        """A snapshot of the pool's counters (see ``PoolStats``); no I/O."""
+        return self._pool.stats()
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the client was closed; requests then raise ``ClientClosed``."""
+        return self._pool.is_closed
 
     # -- before: the request --------------------------------------------------------
 
@@ -159,6 +178,12 @@ class ClientBase:
         """The request, its time limits and whether redirects are followed;
         every check of the caller's input, before any I/O."""
         request = self._requests.build(method, url, params, headers, content, json, data, auth)
+        if (
+            request.body is not None
+            and not self._async_bodies
+            and hasattr(request.body, "__aiter__")
+        ):
+            raise TypeError("an async iterable body can only be sent by AsyncClient")
         limits = self._timeout if timeout is USE_CLIENT_DEFAULT else to_timeout(timeout)
         if follow_redirects is USE_CLIENT_DEFAULT:
             follow_redirects = self._follow_redirects
@@ -166,7 +191,9 @@ class ClientBase:
 
     # -- after: the response ---------------------------------------------------------
 
-    def _response(self, head: Head, request: Request, body: BodyStream, conn: Pooled) -> Response:
+    def _response(
+        self, head: Head, request: Request, body: BodyStream | AsyncBodyStream, conn: Pooled
+    ) -> Response:
         """The response for a head just read on ``conn``."""
         return Response._from_head(
             head,

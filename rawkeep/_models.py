@@ -1,21 +1,24 @@
 """``Response``: a status, headers, and a body that may still be on the wire.
 
-A streamed response reads its body through a ``_body.BodyStream``, which
+A streamed response reads its body through a ``_body.BodyStream`` (from
+``Client``) or a ``_body.AsyncBodyStream`` (from ``AsyncClient``), which
 owns the connection until the body ends or is closed, and gives it back.
+The body methods match the stream: ``read``/``iter_bytes``/``iter_raw`` for
+a blocking one, ``aread``/``aiter_bytes``/``aiter_raw``/``aclose`` for an
+asyncio one; the other kind raises ``RuntimeError`` on an unread body.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, final
 
-from ._body import DRAIN_LIMIT
-from ._decoders import PIECE_SIZE, decode_stream
+from ._body import DRAIN_LIMIT, AsyncBodyStream, BodyStream
+from ._decoders import PIECE_SIZE, BodyDecoder, decode_stream
 from ._exceptions import RawkeepError
 from ._headers import Headers
 
 if TYPE_CHECKING:
-    from ._body import BodyStream
     from ._exchange import Head
 
 __all__ = ["HTTPStatusError", "Response"]
@@ -70,7 +73,7 @@ class Response:
         self._raw_headers: list[tuple[bytes, bytes]] = []
         self._content_encoding = headers.get("content-encoding")
         self._content = content
-        self._body: BodyStream | None = None
+        self._body: BodyStream | AsyncBodyStream | None = None
         self._max_decoded_size: int | None = None
 
     @classmethod
@@ -78,7 +81,7 @@ class Response:
         cls,
         head: Head,
         url: str,
-        body: BodyStream,
+        body: BodyStream | AsyncBodyStream,
         *,
         connection_id: int,
         reused: bool,
@@ -147,17 +150,30 @@ class Response:
             else:
                 # Straight from the connection, without the generators
                 # iteration needs (most bodies are small and arrive whole).
-                body = self._body
-                if body is None:
-                    raise RuntimeError("the response was closed before its body was read")
-                self._content = body.read_all()
+                self._content = self._stream().read_all()
         return self._content
 
     def _stream(self) -> BodyStream:
         body = self._body
+        if type(body) is BodyStream:
+            return body
         if body is None:
             raise RuntimeError("the response was closed before its body was read")
-        return body
+        raise RuntimeError(
+            "this response came from an AsyncClient: read its body with aread(),"
+            " aiter_bytes() or aiter_raw()"
+        )
+
+    def _astream(self) -> AsyncBodyStream:
+        body = self._body
+        if type(body) is AsyncBodyStream:
+            return body
+        if body is None:
+            raise RuntimeError("the response was closed before its body was read")
+        raise RuntimeError(
+            "this response came from a Client: read its body with read(),"
+            " iter_bytes() or iter_raw()"
+        )
 
     def _read_or_close(self) -> None:
         """Read the body if it is small (at most 64 KiB); otherwise close.
@@ -170,6 +186,14 @@ class Response:
             self.read()
         else:
             self.close()
+
+    async def _aread_or_close(self) -> None:
+        """``_read_or_close`` for a response from ``AsyncClient``."""
+        length = self.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) <= DRAIN_LIMIT:
+            await self.aread()
+        else:
+            await self.aclose()
 
     @property
     def text(self) -> str:
@@ -234,6 +258,10 @@ class Response:
             return _rechunk(iter((self._content,)), chunk_size)
         return _rechunk(self._decoded(PIECE_SIZE), chunk_size)
 
+    def _check_raw_after_read(self) -> None:
+        if self.headers.get("content-encoding", "identity").lower() != "identity":
+            raise RuntimeError("the body was already read and decoded; iter_raw() must come first")
+
     def _decoded(self, piece_size: int | None) -> Iterator[bytes]:
         """The body from the connection, its Content-Encoding undone in
         pieces of at most ``piece_size`` bytes (``None``: whole steps)."""
@@ -248,12 +276,68 @@ class Response:
         """
         _check_chunk_size(chunk_size)
         if self._content is not None:
-            if self.headers.get("content-encoding", "identity").lower() != "identity":
-                raise RuntimeError(
-                    "the body was already read and decoded; iter_raw() must come first"
-                )
+            self._check_raw_after_read()
             return _rechunk(iter((self._content,)), chunk_size)
         return _rechunk(self._stream().pieces(), chunk_size)
+
+    # -- the body, from AsyncClient ------------------------------------------------
+
+    async def aread(self) -> bytes:
+        """``read()`` for a response from ``AsyncClient``: read the rest of
+        the body, decode it, keep it, release the connection.
+
+        Raises:
+            as for ``read``; ``RuntimeError`` also for a response from a
+            ``Client``.
+        """
+        if self._content is None:
+            if self._content_encoding is not None:
+                self._content = b"".join(
+                    [piece async for piece in self._adecoded(self._astream(), None)]
+                )
+            else:
+                self._content = await self._astream().read_all()
+        return self._content
+
+    def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        """``iter_bytes()`` for a response from ``AsyncClient``: the body in
+        pieces, its Content-Encoding undone in bounded steps as it arrives.
+
+        Arguments and errors as for ``iter_bytes``.
+        """
+        _check_chunk_size(chunk_size)
+        if self._content is not None:
+            return _arechunk(_one(self._content), chunk_size)
+        return _arechunk(self._adecoded(self._astream(), PIECE_SIZE), chunk_size)
+
+    def aiter_raw(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        """``iter_raw()`` for a response from ``AsyncClient``: the body in
+        pieces exactly as received. Arguments and errors as for ``iter_raw``.
+        """
+        _check_chunk_size(chunk_size)
+        if self._content is not None:
+            self._check_raw_after_read()
+            return _arechunk(_one(self._content), chunk_size)
+        return _arechunk(self._astream().pieces(), chunk_size)
+
+    async def _adecoded(
+        self, body: AsyncBodyStream, piece_size: int | None
+    ) -> AsyncGenerator[bytes, None]:
+        """``_decoded`` for an asyncio body: the same decoder, fed by awaits."""
+        raw = body.pieces()
+        decoder = BodyDecoder(self._content_encoding, self._max_decoded_size, piece_size)
+        try:
+            if decoder.passthrough:
+                async for data in raw:
+                    yield data
+                return
+            async for data in raw:
+                for piece in decoder.feed(data):
+                    yield piece
+            for piece in decoder.end():
+                yield piece
+        finally:
+            await raw.aclose()  # stopped early: the body is given back now
 
     # -- closing --------------------------------------------------------------
 
@@ -266,10 +350,27 @@ class Response:
         """Give the connection back without reading the rest of the body.
 
         A small rest (at most 64 KiB, read within 1 s) is drained and the
-        connection reused; otherwise it is closed. Idempotent.
+        connection reused; otherwise it is closed. Idempotent. On a response
+        from ``AsyncClient``, which can't wait here, the connection of an
+        unread body is closed: ``await aclose()`` drains it instead.
         """
-        if self._body is not None:
-            self._body.close()
+        body = self._body
+        if type(body) is BodyStream:
+            body.close()
+        elif body is not None:
+            body.discard()
+
+    async def aclose(self) -> None:
+        """``close()`` for a response from ``AsyncClient``: a small unread
+        rest is drained (awaited) so the connection can be reused; a larger
+        one closes it. Idempotent.
+
+        Raises:
+            RuntimeError: the response came from a ``Client`` (use ``close``).
+        """
+        body = self._body
+        if body is not None and not body.is_closed:
+            await self._astream().close()
 
     def __enter__(self) -> Response:
         return self
@@ -334,6 +435,27 @@ class Response:
 def _check_chunk_size(chunk_size: int | None) -> None:
     if chunk_size is not None and chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive int, not {chunk_size!r}")
+
+
+async def _one(content: bytes) -> AsyncGenerator[bytes, None]:
+    yield content
+
+
+async def _arechunk(chunks: AsyncIterator[bytes], size: int | None) -> AsyncGenerator[bytes, None]:
+    """``_rechunk`` for async pieces: exactly ``size`` bytes each (the last
+    may be shorter), or as they come."""
+    if size is None:
+        async for chunk in chunks:
+            yield chunk
+        return
+    buffer = bytearray()
+    async for chunk in chunks:
+        buffer += chunk
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+    if buffer:
+        yield bytes(buffer)
 
 
 def _rechunk(chunks: Iterator[bytes], size: int | None) -> Iterator[bytes]:

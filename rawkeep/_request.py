@@ -10,7 +10,7 @@ bytes always can, a seekable file can (it is rewound), an iterator can't.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Final, TypeAlias, TypeGuard
 
 import h11
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: What ``content=`` accepts.
-Content: TypeAlias = "bytes | str | Iterable[bytes] | IO[bytes]"
+Content: TypeAlias = "bytes | str | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes]"
 #: Form fields for ``data=``.
 FormInput: TypeAlias = "Mapping[str, str | int | float] | Iterable[tuple[str, str | int | float]]"
 
@@ -71,7 +71,7 @@ class Request:
         method: str,
         url: URL,
         headers: Headers,
-        body: bytes | Iterable[bytes] | IO[bytes] | None,
+        body: bytes | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes] | None,
         route: Route,
     ) -> None:
         self.method = method
@@ -129,7 +129,7 @@ class Request:
     def is_idempotent(self) -> bool:
         return self.method in IDEMPOTENT_METHODS
 
-    def body_chunks(self) -> bytes | Iterable[bytes] | None:
+    def body_chunks(self) -> bytes | Iterable[bytes] | AsyncIterable[bytes] | None:
         """The body for one attempt; a file is rewound to where it started."""
         body = self.body
         if body is None or isinstance(body, bytes):
@@ -193,7 +193,7 @@ def encode_body(
     content: Content | None,
     json: Any,
     data: FormInput | None,
-) -> bytes | Iterable[bytes] | IO[bytes] | None:
+) -> bytes | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes] | None:
     """Normalise the body and set its framing and type headers.
 
     Framing: a known length gets Content-Length; an iterable, or a file of
@@ -209,7 +209,7 @@ def encode_body(
     ]
     if len(given) > 1:
         raise TypeError(f"give at most one of content, json and data, not {' and '.join(given)}")
-    body: bytes | Iterable[bytes] | IO[bytes] | None
+    body: bytes | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes] | None
     if json is not None:
         import json as json_module
 
@@ -229,16 +229,21 @@ def encode_body(
         body = bytes(content)
     elif hasattr(content, "read") or isinstance(content, Iterable):
         body = content
+    elif hasattr(content, "__aiter__"):
+        body = content  # only AsyncClient sends it (see ClientBase._prepare)
     else:
         raise TypeError(
-            f"content must be bytes, str, an iterable of bytes or a binary file, not {content!r}"
+            "content must be bytes, str, an iterable of bytes, an async iterable of bytes"
+            f" (AsyncClient) or a binary file, not {content!r}"
         )
     _set_framing(method, headers, body)
     return body
 
 
 def _set_framing(
-    method: str, headers: Headers, body: bytes | Iterable[bytes] | IO[bytes] | None
+    method: str,
+    headers: Headers,
+    body: bytes | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes] | None,
 ) -> None:
     has_length = "content-length" in headers
     if has_length and "transfer-encoding" in headers:
