@@ -2,10 +2,10 @@
 
 Starts a small asyncio HTTP/1.1 server on 127.0.0.1 (any free port) that
 answers every request after a short pause with ``Keep-Alive: timeout=1,
-max=N``, counting N down from 20 on each connection as Apache does, then sends 200 requests from 200 tasks through one ``AsyncClient``
-limited to 8 connections. It prints how many connections carried them, how
-the tasks waited in line for a free one, and what became of the connections
-once the server's keep-alive limits were reached.
+max=N``, counting N down from 20 on each connection as Apache does. Then
+200 tasks send a request each through one ``AsyncClient`` limited to 8
+connections. It prints which connections carried them and what became of
+the connections once the server's keep-alive limits were reached.
 
 Run it with ``python docs/examples/05_async_tasks.py``; it needs nothing but
 rawkeep and the standard library, and talks to no other host.
