@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from ._aio_connection import AsyncConnection
-    from ._client_base import PoolLimits
     from ._events import Emitter, Event
+    from ._pool_core import PoolLimits
     from ._url import Route
 
 __all__ = ["AsyncOpener", "AsyncPool"]

@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 from ._connect import Connector
 from ._events import Emitter, RequestRetried, now
 from ._exceptions import ProxyError, RemoteProtocolError, TooManyRedirects, with_context
+from ._keepalive import ExpiryRules
 from ._models import Response
+from ._pool_core import PoolLimits
 from ._prepare import RequestFactory
 from ._redirects import is_redirect
 from ._timeout import (
@@ -50,31 +52,13 @@ if TYPE_CHECKING:
     from ._exceptions import RawkeepError
     from ._exchange import Head
     from ._headers import HeadersInput
-    from ._keepalive import ExpiryRules
     from ._pool_core import Pooled, PoolStats
     from ._pool_shell import PoolShell
     from ._request import Content, FormInput, Request
     from ._socket import CertInput, VerifyInput
     from ._url import QueryParams
 
-__all__ = ["ClientBase", "PoolLimits"]
-
-
-class PoolLimits:
-    """A client's pool options, checked: the pool shell of either client is
-    made from these."""
-
-    __slots__ = ("max_connections", "max_connections_per_host", "rules")
-
-    def __init__(
-        self,
-        max_connections: int | None,
-        max_connections_per_host: int | None,
-        rules: ExpiryRules,
-    ) -> None:
-        self.max_connections = max_connections
-        self.max_connections_per_host = max_connections_per_host
-        self.rules = rules
+__all__ = ["ClientBase"]
 
 
 class ClientBase:
@@ -110,8 +94,6 @@ class ClientBase:
         max_header_size: int = 64 * 1024,
         max_decoded_size: int | None = None,
     ) -> None:
-        from ._keepalive import ExpiryRules
-
         self._connector = Connector(
             verify=verify,
             cert=cert,
@@ -119,32 +101,21 @@ class ClientBase:
             environ=os.environ if trust_env else None,
             uds=uds,
         )
-        self._has_cookie_jar = cookies is not None
         self._requests = RequestFactory(
-            headers=headers,
-            auth=auth,
-            cookies=cookies,
-            connector=self._connector,
+            headers=headers, auth=auth, cookies=cookies, connector=self._connector,
             expect_continue_above=_limit("expect_continue_above", expect_continue_above, 0),
-        )
+        )  # fmt: skip
         self._max_header_size = _count("max_header_size", max_header_size, minimum=1024)
         self._max_decoded_size = _limit("max_decoded_size", max_decoded_size, 0)
-        if not isinstance(follow_redirects, bool):
-            raise TypeError(f"follow_redirects must be a bool, not {follow_redirects!r}")
-        self._follow_redirects = follow_redirects
+        self._follow_redirects = _flag("follow_redirects", follow_redirects)
         self._timeout = to_timeout(timeout)
         self._retries = _count("retries", retries, minimum=0)
         self._max_redirects = _count("max_redirects", max_redirects, minimum=0)
         self._emitter = Emitter(on_event)
-        self._limits = PoolLimits(
-            _limit("max_connections", max_connections),
-            _limit("max_connections_per_host", max_connections_per_host),
-            ExpiryRules(
-                check_seconds("idle_timeout", idle_timeout),
-                _limit("max_requests_per_connection", max_requests_per_connection),
-                check_seconds("max_connection_age", max_connection_age),
-            ),
-        )
+        self._limits = _pool_limits(
+            max_connections, max_connections_per_host,
+            idle_timeout, max_requests_per_connection, max_connection_age,
+        )  # fmt: skip
         self._pool = self._new_pool()
 
     def _new_pool(self) -> PoolShell[Any]:
@@ -223,7 +194,7 @@ class ClientBase:
                 status=407,
                 origin=str(request.url.origin),
             )
-        if self._has_cookie_jar:
+        if self._requests.has_cookie_jar:
             self._requests.store_cookies(request, response)
         if not (follow and is_redirect(response)):
             if history:
@@ -278,6 +249,31 @@ class ClientBase:
         if attempt >= self._retries:
             return f"retries={self._retries} spent"
         return None
+
+
+def _pool_limits(
+    max_connections: int | None,
+    max_connections_per_host: int | None,
+    idle_timeout: float | None,
+    max_requests_per_connection: int | None,
+    max_connection_age: float | None,
+) -> PoolLimits:
+    """The pool options, checked."""
+    return PoolLimits(
+        max_connections=_limit("max_connections", max_connections),
+        max_connections_per_host=_limit("max_connections_per_host", max_connections_per_host),
+        rules=ExpiryRules(
+            check_seconds("idle_timeout", idle_timeout),
+            _limit("max_requests_per_connection", max_requests_per_connection),
+            check_seconds("max_connection_age", max_connection_age),
+        ),
+    )
+
+
+def _flag(name: str, value: bool) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {value!r}")
+    return value
 
 
 def _count(name: str, value: int, *, minimum: int) -> int:

@@ -10,15 +10,17 @@ asyncio one; the other kind raises ``RuntimeError`` on an unread body.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, final
 
 from ._body import DRAIN_LIMIT, AsyncBodyStream, BodyStream
+from ._chunks import arechunk, check_chunk_size, one, rechunk
 from ._decoders import PIECE_SIZE, BodyDecoder, decode_stream
 from ._exceptions import RawkeepError
 from ._headers import Headers
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+
     from ._exchange import Head
 
 __all__ = ["HTTPStatusError", "Response"]
@@ -253,10 +255,10 @@ class Response:
                 closed before it was read.
             ValueError: ``chunk_size`` is not positive.
         """
-        _check_chunk_size(chunk_size)
+        check_chunk_size(chunk_size)
         if self._content is not None:
-            return _rechunk(iter((self._content,)), chunk_size)
-        return _rechunk(self._decoded(PIECE_SIZE), chunk_size)
+            return rechunk(iter((self._content,)), chunk_size)
+        return rechunk(self._decoded(PIECE_SIZE), chunk_size)
 
     def _check_raw_after_read(self) -> None:
         if self.headers.get("content-encoding", "identity").lower() != "identity":
@@ -274,11 +276,11 @@ class Response:
         Arguments and errors as for ``iter_bytes``; also a ``RuntimeError``
         when the body was already read and decoded (call ``iter_raw`` first).
         """
-        _check_chunk_size(chunk_size)
+        check_chunk_size(chunk_size)
         if self._content is not None:
             self._check_raw_after_read()
-            return _rechunk(iter((self._content,)), chunk_size)
-        return _rechunk(self._stream().pieces(), chunk_size)
+            return rechunk(iter((self._content,)), chunk_size)
+        return rechunk(self._stream().pieces(), chunk_size)
 
     # -- the body, from AsyncClient ------------------------------------------------
 
@@ -305,20 +307,20 @@ class Response:
 
         Arguments and errors as for ``iter_bytes``.
         """
-        _check_chunk_size(chunk_size)
+        check_chunk_size(chunk_size)
         if self._content is not None:
-            return _arechunk(_one(self._content), chunk_size)
-        return _arechunk(self._adecoded(self._astream(), PIECE_SIZE), chunk_size)
+            return arechunk(one(self._content), chunk_size)
+        return arechunk(self._adecoded(self._astream(), PIECE_SIZE), chunk_size)
 
     def aiter_raw(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
         """``iter_raw()`` for a response from ``AsyncClient``: the body in
         pieces exactly as received. Arguments and errors as for ``iter_raw``.
         """
-        _check_chunk_size(chunk_size)
+        check_chunk_size(chunk_size)
         if self._content is not None:
             self._check_raw_after_read()
-            return _arechunk(_one(self._content), chunk_size)
-        return _arechunk(self._astream().pieces(), chunk_size)
+            return arechunk(one(self._content), chunk_size)
+        return arechunk(self._astream().pieces(), chunk_size)
 
     async def _adecoded(
         self, body: AsyncBodyStream, piece_size: int | None
@@ -430,55 +432,6 @@ class Response:
             reused=state["reused"],
         )
         self.history = state["history"]
-
-
-def _check_chunk_size(chunk_size: int | None) -> None:
-    if chunk_size is not None and chunk_size <= 0:
-        raise ValueError(f"chunk_size must be a positive int, not {chunk_size!r}")
-
-
-async def _one(content: bytes) -> AsyncGenerator[bytes, None]:
-    yield content
-
-
-async def _arechunk(chunks: AsyncIterator[bytes], size: int | None) -> AsyncGenerator[bytes, None]:
-    """``_rechunk`` for async pieces: exactly ``size`` bytes each (the last
-    may be shorter), or as they come."""
-    if size is None:
-        async for chunk in chunks:
-            yield chunk
-        return
-    buffer = bytearray()
-    async for chunk in chunks:
-        buffer += chunk
-        while len(buffer) >= size:
-            yield bytes(buffer[:size])
-            del buffer[:size]
-    if buffer:
-        yield bytes(buffer)
-
-
-def _rechunk(chunks: Iterator[bytes], size: int | None) -> Iterator[bytes]:
-    if size is None:
-        return chunks
-    return _exact_chunks(chunks, size)
-
-
-def _exact_chunks(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
-    pending = bytearray()
-    try:
-        for chunk in chunks:
-            pending += chunk
-            while len(pending) >= size:
-                yield bytes(pending[:size])
-                del pending[:size]
-    finally:
-        # Closing this generator early must close the one reading the
-        # connection now, not whenever it is garbage collected.
-        if isinstance(chunks, Generator):
-            chunks.close()
-    if pending:
-        yield bytes(pending)
 
 
 class HTTPStatusError(RawkeepError):

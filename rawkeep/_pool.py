@@ -20,9 +20,9 @@ from ._pool_shell import PoolShell
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ._client_base import PoolLimits
     from ._connection import Connection
     from ._events import Emitter, Event
+    from ._pool_core import PoolLimits
     from ._url import Route
 
 __all__ = ["Opener", "Pool", "PoolStats"]

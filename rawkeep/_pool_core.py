@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from ._keepalive import ExpiryRules, Lifetime
     from ._url import Route
 
-__all__ = ["SWEEP_INTERVAL", "Doomed", "PoolCore", "PoolStats", "Pooled"]
+__all__ = ["SWEEP_INTERVAL", "Doomed", "PoolCore", "PoolLimits", "PoolStats", "Pooled"]
 
 #: Seconds between sweeps of every route's idle connections for expiry.
 SWEEP_INTERVAL: Final = 1.0
@@ -141,6 +141,24 @@ class _Host(Generic[C]):
             idle=len(self.idle),
             active=self.active,
         )
+
+
+class PoolLimits:
+    """A client's pool options, checked: the core (in either shell) is made
+    from these."""
+
+    __slots__ = ("max_connections", "max_connections_per_host", "rules")
+
+    def __init__(
+        self,
+        *,
+        max_connections: int | None,
+        max_connections_per_host: int | None,
+        rules: ExpiryRules,
+    ) -> None:
+        self.max_connections = max_connections
+        self.max_connections_per_host = max_connections_per_host
+        self.rules = rules
 
 
 class PoolCore(Generic[C]):

@@ -46,9 +46,8 @@ from ._pool_core import PoolCore, Pooled, PoolStats
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-    from ._client_base import PoolLimits
     from ._events import CloseReason, Event, ExpiryReason
-    from ._pool_core import Doomed
+    from ._pool_core import Doomed, PoolLimits
     from ._url import Route
 
 __all__ = ["PoolShell", "ShellConnection"]

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from ._auth import AuthInput, basic_auth_header, userinfo_credentials
+from ._codings import accept_encoding
 from ._cookies import apply_cookies, store_cookies
-from ._decoders import accept_encoding
 from ._exceptions import LocalProtocolError
 from ._headers import Headers, HeadersInput
 from ._redirects import plan_redirect
@@ -66,6 +66,8 @@ class RequestFactory:
         self._headers = merge_headers(builtin, headers)
         self._auth = None if auth is None else basic_auth_header(auth)
         self._cookies = cookies
+        #: Responses update a cookie jar.
+        self.has_cookie_jar = cookies is not None
         self._connector = connector
         self._expect_above = expect_continue_above
         # Requests with nothing per-request (no headers, body, params or

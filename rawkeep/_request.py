@@ -227,10 +227,8 @@ def encode_body(
         body = content
     elif isinstance(content, bytearray | memoryview):
         body = bytes(content)
-    elif hasattr(content, "read") or isinstance(content, Iterable):
+    elif _is_stream(content):
         body = content
-    elif hasattr(content, "__aiter__"):
-        body = content  # only AsyncClient sends it (see ClientBase._prepare)
     else:
         raise TypeError(
             "content must be bytes, str, an iterable of bytes, an async iterable of bytes"
@@ -238,6 +236,14 @@ def encode_body(
         )
     _set_framing(method, headers, body)
     return body
+
+
+def _is_stream(content: object) -> bool:
+    """A file, an iterable of bytes, or an async one (from AsyncClient only:
+    see ``ClientBase._prepare``)."""
+    return (
+        hasattr(content, "read") or isinstance(content, Iterable) or hasattr(content, "__aiter__")
+    )
 
 
 def _set_framing(

@@ -12,7 +12,8 @@ import pytest
 from servers.h11server import Reply
 
 import rawkeep
-from rawkeep._decoders import BodyDecoder, accept_encoding
+from rawkeep._codings import accept_encoding
+from rawkeep._decoders import BodyDecoder
 
 if TYPE_CHECKING:
     from collections.abc import Callable
