@@ -30,6 +30,7 @@ from ._aio_pool import AsyncPool
 from ._body import AsyncBodyStream
 from ._client_base import ClientBase
 from ._exceptions import RawkeepError
+from ._models import Response
 from ._timeout import USE_CLIENT_DEFAULT, Timeout, TimeoutInput, UseClientDefault
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
     from ._auth import AuthInput
     from ._headers import HeadersInput
-    from ._models import Response
     from ._request import Content, FormInput, Request
     from ._url import QueryParams, Route
 
@@ -197,12 +197,14 @@ class AsyncClient(ClientBase):
         follow_redirects: bool | UseClientDefault,
     ) -> Response:
         self._check_loop()
-        request, limits, follow = self._prepare(
+        request, limits, follow, after = self._prepare(
             method, url, params, headers, content, json, data, auth, timeout, follow_redirects
         )
         history: list[Response] = []
         while True:
             response = await self._send_with_retries(request, limits)
+            if not after:
+                return response
             try:
                 follow_up = self._next_request(request, response, follow, history)
                 if follow_up is None:
@@ -262,7 +264,14 @@ class AsyncClient(ClientBase):
             asks_to_close=request.asks_to_close,
         )
         head = early if early is not None else await conn.receive_head(limits.read)
-        return self._response(head, request, AsyncBodyStream(conn, self._pool, limits.read), conn)
+        return Response._from_head(
+            head,
+            request.url_text,
+            AsyncBodyStream(conn, self._pool, limits.read),
+            connection_id=conn.id,
+            reused=conn.reused,
+            max_decoded_size=self._max_decoded_size,
+        )
 
     # -- connections ----------------------------------------------------------------
 

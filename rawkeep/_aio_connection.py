@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ._connection_core import EXPECT_CONTINUE_TIMEOUT, ConnectionCore, blocks
 from ._exceptions import RawkeepError, ReadTimeout, RemoteProtocolError
+from ._exchange import Exchange
 from ._framing import NEED_DATA
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     import h11
 
     from ._aio_socket import AsyncStream
-    from ._exchange import Exchange, Head
+    from ._exchange import Head
 
 __all__ = ["AsyncConnection"]
 
@@ -54,7 +55,10 @@ class AsyncConnection(ConnectionCore):
     ) -> Head | None:
         """As ``Connection.send_request``, awaited; ``body`` may also be an
         async iterable of bytes."""
-        ex = self._begin(request, ends_with_head, asks_to_close)
+        ex = self._ex = Exchange(
+            self._h11, self._max_head_size, self.reused, self.life, request,
+            ends_with_head=ends_with_head, asks_to_close=asks_to_close,
+        )  # fmt: skip
         try:
             whole = self._whole_request(ex, body, expect_continue, ends_with_head)
             if whole is not None:  # the common case: one write

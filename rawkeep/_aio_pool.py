@@ -67,6 +67,7 @@ class AsyncPool(PoolShell["AsyncConnection"]):
         self._lock = _UNLOCKED
         #: One future per waiting task; a change in the books wakes them all.
         self._waiting: set[asyncio.Future[None]] = set()
+        self._waiters = 0
 
     def _wake(self) -> None:
         for future in self._waiting:
@@ -164,9 +165,11 @@ class AsyncPool(PoolShell["AsyncConnection"]):
         future: asyncio.Future[None] = loop.create_future()
         timer = None if remaining is None else loop.call_later(remaining, _settle, future)
         self._waiting.add(future)
+        self._waiters += 1
         try:
             await future
         finally:
+            self._waiters -= 1
             self._waiting.discard(future)
             if timer is not None:
                 timer.cancel()

@@ -22,6 +22,7 @@ from ._client_base import ClientBase
 from ._connect import open_stream
 from ._connection import Connection
 from ._exceptions import RawkeepError
+from ._models import Response
 from ._pool import Pool
 from ._timeout import USE_CLIENT_DEFAULT, Timeout, TimeoutInput, UseClientDefault
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
     from ._auth import AuthInput
     from ._headers import HeadersInput
-    from ._models import Response
     from ._request import Content, FormInput, Request
     from ._url import QueryParams, Route
 
@@ -243,12 +243,14 @@ class Client(ClientBase):
         timeout: TimeoutInput | UseClientDefault,
         follow_redirects: bool | UseClientDefault,
     ) -> Response:
-        request, limits, follow = self._prepare(
+        request, limits, follow, after = self._prepare(
             method, url, params, headers, content, json, data, auth, timeout, follow_redirects
         )
         history: list[Response] = []
         while True:
             response = self._send_with_retries(request, limits)
+            if not after:
+                return response
             try:
                 follow_up = self._next_request(request, response, follow, history)
                 if follow_up is None:
@@ -293,7 +295,14 @@ class Client(ClientBase):
             asks_to_close=request.asks_to_close,
         )
         head = early if early is not None else conn.receive_head(limits.read)
-        return self._response(head, request, BodyStream(conn, self._pool, limits.read), conn)
+        return Response._from_head(
+            head,
+            request.url_text,
+            BodyStream(conn, self._pool, limits.read),
+            connection_id=conn.id,
+            reused=conn.reused,
+            max_decoded_size=self._max_decoded_size,
+        )
 
     # -- connections ----------------------------------------------------------------
 

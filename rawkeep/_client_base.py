@@ -29,7 +29,6 @@ from ._connect import Connector
 from ._events import Emitter, RequestRetried, now
 from ._exceptions import ProxyError, RemoteProtocolError, TooManyRedirects, with_context
 from ._keepalive import ExpiryRules
-from ._models import Response
 from ._pool_core import PoolLimits
 from ._prepare import RequestFactory
 from ._redirects import is_redirect
@@ -47,11 +46,10 @@ if TYPE_CHECKING:
     from http.cookiejar import CookieJar
 
     from ._auth import AuthInput
-    from ._body import AsyncBodyStream, BodyStream
     from ._events import EventCallback
     from ._exceptions import RawkeepError
-    from ._exchange import Head
     from ._headers import HeadersInput
+    from ._models import Response
     from ._pool_core import Pooled, PoolStats
     from ._pool_shell import PoolShell
     from ._request import Content, FormInput, Request
@@ -145,9 +143,11 @@ class ClientBase:
         auth: AuthInput | None,
         timeout: TimeoutInput | UseClientDefault,
         follow_redirects: bool | UseClientDefault,
-    ) -> tuple[Request, Timeout, bool]:
-        """The request, its time limits and whether redirects are followed;
-        every check of the caller's input, before any I/O."""
+    ) -> tuple[Request, Timeout, bool, bool]:
+        """The request, its time limits, whether redirects are followed, and
+        whether a response needs ``_next_request`` at all (a redirect to
+        follow, a proxy's 407 to catch, a cookie jar to update); every check
+        of the caller's input, before any I/O."""
         request = self._requests.build(method, url, params, headers, content, json, data, auth)
         if (
             request.body is not None
@@ -158,22 +158,12 @@ class ClientBase:
         limits = self._timeout if timeout is USE_CLIENT_DEFAULT else to_timeout(timeout)
         if follow_redirects is USE_CLIENT_DEFAULT:
             follow_redirects = self._follow_redirects
-        return request, limits, follow_redirects
+        after = (
+            follow_redirects or self._requests.has_cookie_jar or request.route.proxy is not None
+        )
+        return request, limits, follow_redirects, after
 
     # -- after: the response ---------------------------------------------------------
-
-    def _response(
-        self, head: Head, request: Request, body: BodyStream | AsyncBodyStream, conn: Pooled
-    ) -> Response:
-        """The response for a head just read on ``conn``."""
-        return Response._from_head(
-            head,
-            request.url_text,
-            body,
-            connection_id=conn.id,
-            reused=conn.reused,
-            max_decoded_size=self._max_decoded_size,
-        )
 
     def _next_request(
         self, request: Request, response: Response, follow: bool, history: list[Response]

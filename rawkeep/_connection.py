@@ -80,7 +80,10 @@ class Connection(ConnectionCore):
             LocalProtocolError: the body disagrees with its framing headers.
             WriteTimeout, ReadTimeout, RemoteProtocolError: from the socket.
         """
-        ex = self._begin(request, ends_with_head, asks_to_close)
+        ex = self._ex = Exchange(
+            self._h11, self._max_head_size, self.reused, self.life, request,
+            ends_with_head=ends_with_head, asks_to_close=asks_to_close,
+        )  # fmt: skip
         try:
             whole = self._whole_request(ex, body, expect_continue, ends_with_head)
             if whole is not None:  # the common case: one write

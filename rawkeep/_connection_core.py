@@ -4,8 +4,9 @@
 ``_aio_connection.AsyncConnection`` (asyncio) move bytes and keep time
 their own way; everything they decide is decided here, once:
 
-- the cycle: a new ``Exchange`` per request, its verdict recorded when the
-  body ends (``_finish``), a reusable connection starting its next cycle
+- the cycle: a new ``Exchange`` per request (made by the shell, the first
+  step of ``send_request``), its verdict recorded when the body ends
+  (``_finish``), a reusable connection starting its next cycle
   on a fresh h11 state machine;
 - how a request is written: whole in one write when it is small, else its
   head, then its body in blocks (``_whole_request``, ``blocks``);
@@ -132,14 +133,6 @@ class ConnectionCore:
         self._head_deadline: float | None = None
 
     # -- the cycle ----------------------------------------------------------------
-
-    def _begin(self, request: h11.Request, ends_with_head: bool, asks_to_close: bool) -> Exchange:
-        """Start a cycle for ``request``."""
-        ex = self._ex = Exchange(
-            self._h11, self._max_head_size, self.reused, self.life, request,
-            ends_with_head=ends_with_head, asks_to_close=asks_to_close,
-        )  # fmt: skip
-        return ex
 
     @staticmethod
     def _whole_request(

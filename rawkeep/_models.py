@@ -152,7 +152,10 @@ class Response:
             else:
                 # Straight from the connection, without the generators
                 # iteration needs (most bodies are small and arrive whole).
-                self._content = self._stream().read_all()
+                body = self._body
+                if type(body) is not BodyStream:
+                    body = self._stream()  # raises the right RuntimeError
+                self._content = body.read_all()
         return self._content
 
     def _stream(self) -> BodyStream:

@@ -51,8 +51,7 @@ class Pool(PoolShell["Connection"]):
         self._waiters = 0
 
     def _wake(self) -> None:
-        if self._waiters:
-            self._cond.notify_all()
+        self._cond.notify_all()
 
     # -- acquire --------------------------------------------------------------
 

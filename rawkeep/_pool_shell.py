@@ -84,6 +84,9 @@ class PoolShell(Generic[C]):
     """
 
     _lock: AbstractContextManager[object]
+    #: Callers waiting for a free connection (kept by the subclass): when
+    #: none do, giving a connection back wakes nobody.
+    _waiters: int
 
     def __init__(self, emitter: Emitter, limits: PoolLimits) -> None:
         self._emitter = emitter
@@ -161,7 +164,8 @@ class PoolShell(Generic[C]):
         is reusable and no rule retires it, else close it."""
         with self._lock:
             doomed = self._core.checkin(conn, time.monotonic())
-            self._wake()
+            if self._waiters:
+                self._wake()
         if doomed is not None:
             self._close_and_emit([doomed])
 
@@ -177,7 +181,7 @@ class PoolShell(Generic[C]):
         that says so, when someone listens (the caller emits it)."""
         with self._lock:
             retired = self._core.retire(conn, stale=stale)
-            if retired:
+            if retired and self._waiters:
                 self._wake()
         if not retired:
             return None  # already given back: never count a connection twice
