@@ -283,7 +283,7 @@ class Client(ClientBase):
                 raise
 
     def _send_once(self, conn: Connection, request: Request, limits: Timeout) -> Response:
-        # An async iterable body was refused by ``_prepare``.
+        # An async iterable body was refused when the request was built.
         body = cast("bytes | Iterable[bytes] | None", request.body_chunks())
         early = conn.send_request(
             request.h11_request,

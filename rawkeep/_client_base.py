@@ -102,6 +102,7 @@ class ClientBase:
         self._requests = RequestFactory(
             headers=headers, auth=auth, cookies=cookies, connector=self._connector,
             expect_continue_above=_limit("expect_continue_above", expect_continue_above, 0),
+            async_bodies=self._async_bodies,
         )  # fmt: skip
         self._max_header_size = _count("max_header_size", max_header_size, minimum=1024)
         self._max_decoded_size = _limit("max_decoded_size", max_decoded_size, 0)
@@ -149,12 +150,6 @@ class ClientBase:
         follow, a proxy's 407 to catch, a cookie jar to update); every check
         of the caller's input, before any I/O."""
         request = self._requests.build(method, url, params, headers, content, json, data, auth)
-        if (
-            request.body is not None
-            and not self._async_bodies
-            and hasattr(request.body, "__aiter__")
-        ):
-            raise TypeError("an async iterable body can only be sent by AsyncClient")
         limits = self._timeout if timeout is USE_CLIENT_DEFAULT else to_timeout(timeout)
         if follow_redirects is USE_CLIENT_DEFAULT:
             follow_redirects = self._follow_redirects

@@ -45,6 +45,8 @@ class RequestFactory:
         connector: decides each request's route (and proxy).
         expect_continue_above: ask ``Expect: 100-continue`` for bodies larger
             than this (or of unknown size); checked by the caller.
+        async_bodies: an async iterable may be a body (only the asyncio
+            client can send one).
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class RequestFactory:
         cookies: CookieJar | None,
         connector: Connector,
         expect_continue_above: int | None,
+        async_bodies: bool = False,
     ) -> None:
         builtin = Headers(
             [
@@ -70,6 +73,7 @@ class RequestFactory:
         self.has_cookie_jar = cookies is not None
         self._connector = connector
         self._expect_above = expect_continue_above
+        self._async_bodies = async_bodies
         # Requests with nothing per-request (no headers, body, params or
         # auth; no cookie jar) are the same every time: keep them built.
         # Parsing the URL, merging headers and h11's validation are about a
@@ -159,6 +163,8 @@ class RequestFactory:
         self._add_cookies(merged, parsed)
         route = self._route(parsed, merged)
         body = encode_body(method, merged, content, json, data)
+        if body is not None and not self._async_bodies and hasattr(body, "__aiter__"):
+            raise TypeError("an async iterable body can only be sent by AsyncClient")
         if self._expect_above is not None and "expect" not in merged:
             length = merged.get("content-length")
             size = int(length) if length is not None and length.isdigit() else None

@@ -240,7 +240,7 @@ def encode_body(
 
 def _is_stream(content: object) -> bool:
     """A file, an iterable of bytes, or an async one (from AsyncClient only:
-    see ``ClientBase._prepare``)."""
+    see ``RequestFactory``)."""
     return (
         hasattr(content, "read") or isinstance(content, Iterable) or hasattr(content, "__aiter__")
     )
