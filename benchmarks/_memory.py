@@ -217,6 +217,26 @@ def setup_httpcore(url: str) -> Holder:
     return pool, fill
 
 
+async def measure_rawkeep_async(url: str, count: int, mode: str) -> dict[str, float]:
+    """``AsyncClient`` as ``setup_rawkeep`` measures ``Client``: COUNT
+    streams held at once, their bodies read, then all released idle."""
+    import rawkeep
+
+    async with rawkeep.AsyncClient(max_connections=None, max_connections_per_host=None) as client:
+        await client.get(url)
+        before = _sample(mode)
+        async with contextlib.AsyncExitStack() as stack:
+            held = [
+                await stack.enter_async_context(client.stream("GET", url)) for _ in range(count)
+            ]
+            for response in held:
+                await response.aread()
+        del held
+        after = _sample(mode)
+        idle = client.pool_stats().idle
+    return {"per_connection": (after - before) / (count - 1), "idle": idle}
+
+
 async def measure_aiohttp(url: str, count: int, mode: str) -> dict[str, float]:
     import aiohttp
 
@@ -260,6 +280,8 @@ def measure(client: str, url: str, count: int, mode: str) -> dict[str, float]:
         tracemalloc.start()
     if client == "aiohttp":
         return asyncio.run(measure_aiohttp(url, count, mode))
+    if client == "rawkeep-async":
+        return asyncio.run(measure_rawkeep_async(url, count, mode))
     holder, fill = SETUPS[client](url)
     before = _sample(mode)
     idle = fill(count)
