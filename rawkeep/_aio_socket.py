@@ -100,6 +100,9 @@ _READ_RESUME: Final = 64 * 1024
 _NO_HANDSHAKE_TIMEOUT: Final = 86400.0
 
 
+#: A write at least this large gives the loop a turn (see ``send_all``).
+_YIELD_AFTER: Final = 64 * 1024
+
 #: Bytes the transport may read into the scratch buffer at a time.
 _SCRATCH_SIZE: Final = 64 * 1024
 
@@ -174,6 +177,9 @@ class _Protocol(asyncio.BufferedProtocol):
         if self.size > _READ_LIMIT:
             self._check_limit()
         _wake(self.read_waiter, True)
+        # A writer waiting for the buffer to drain stops waiting too: the
+        # peer is answering (an early 413), and the writer should read it.
+        _wake(self.drain_waiter, True)
 
     def _check_limit(self) -> None:
         if self.size > _READ_LIMIT and not self.reading_paused and self.transport is not None:
@@ -181,12 +187,15 @@ class _Protocol(asyncio.BufferedProtocol):
             self.transport.pause_reading()
 
     def eof_received(self) -> bool:
-        # False: the transport closes (and calls connection_lost). A peer
-        # that half-closed is done with this HTTP/1.1 connection anyway,
-        # and an ssl transport ignores anything else.
+        # True: the transport stays open (half-closed) until we close it.
+        # With False it would close itself, after sending on whatever it
+        # still holds of a request body the server has already answered;
+        # a connection whose peer closed is never reused anyway. (An ssl
+        # transport closes either way.)
         self.eof = True
         _wake(self.read_waiter, True)
-        return False
+        _wake(self.drain_waiter, True)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -286,10 +295,17 @@ class AsyncStream:
             data = bytes(data)
         self._transport.write(data)
         if protocol.writing_paused:
+            # Until the buffer drains, or the peer answers (an early 413:
+            # the caller then reads it rather than write on).
             if not await self._wait("drain_waiter", timeout):
                 raise write_timed_out(timeout)
             if protocol.lost:
                 raise lost_while("sending", self._why_lost())
+        elif len(data) >= _YIELD_AFTER:
+            # A large write the kernel took whole: give the loop a turn, so
+            # that an answer sent meanwhile is seen before the next block
+            # (the blocking Stream asks the kernel before each block).
+            await asyncio.sleep(0)
 
     async def recv(self, size: int, timeout: float | None) -> bytes:
         """Read up to ``size`` bytes; b"" means the peer closed. Returns at
@@ -379,11 +395,14 @@ class AsyncStream:
         above). Idempotent."""
         if not self._closed:
             self._closed = True
-            # RuntimeError: its event loop is closed (a client kept past the
-            # end of asyncio.run); nothing can run there any more, and the
-            # socket is closed when the transport is collected.
-            with contextlib.suppress(RuntimeError):
-                self._transport.abort()
+            # A lost connection's transport is gone already (asyncio has
+            # closed its socket and dropped its loop). RuntimeError: its
+            # event loop is closed (a client kept past the end of
+            # asyncio.run); nothing can run there any more, and the socket
+            # is closed when the transport is collected.
+            if not self._protocol.lost:
+                with contextlib.suppress(RuntimeError):
+                    self._transport.abort()
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None

@@ -241,9 +241,9 @@ class AsyncBodyStream(_BodyBase["AsyncConnection"]):
         return content
 
     async def pieces(self) -> AsyncGenerator[bytes, None]:
-        """The body in pieces as they arrive. Left early, the body is
-        closed (drained if small, once the caller closes the generator or
-        the response).
+        """The body in pieces as they arrive. Left early (the generator
+        closed, an exception in the caller's loop), the body is closed as
+        ``close`` closes it: a small rest drained, a larger one not.
 
         Raises:
             as for ``read_all``.
@@ -262,7 +262,7 @@ class AsyncBodyStream(_BodyBase["AsyncConnection"]):
                 self.received += len(data)
                 yield data if type(data) is bytes else bytes(data)
         finally:
-            self.discard()  # left early: a half-read connection is not reused
+            await self.close()
 
     async def close(self) -> None:
         """As ``BodyStream.close``, awaited. Idempotent."""

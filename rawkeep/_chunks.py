@@ -9,7 +9,7 @@ the generator is collected.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from collections.abc import AsyncGenerator, Generator, Iterator
 
 __all__ = ["arechunk", "check_chunk_size", "one", "rechunk"]
 
@@ -23,21 +23,27 @@ async def one(content: bytes) -> AsyncGenerator[bytes, None]:
     yield content
 
 
-async def arechunk(chunks: AsyncIterator[bytes], size: int | None) -> AsyncGenerator[bytes, None]:
+async def arechunk(
+    chunks: AsyncGenerator[bytes, None], size: int | None
+) -> AsyncGenerator[bytes, None]:
     """``rechunk`` for async pieces: exactly ``size`` bytes each (the last
-    may be shorter), or as they come."""
-    if size is None:
+    may be shorter), or as they come. Closed early, it closes ``chunks`` at
+    once (the body is drained or closed now, not by the loop's finalizer)."""
+    try:
+        if size is None:
+            async for chunk in chunks:
+                yield chunk
+            return
+        buffer = bytearray()
         async for chunk in chunks:
-            yield chunk
-        return
-    buffer = bytearray()
-    async for chunk in chunks:
-        buffer += chunk
-        while len(buffer) >= size:
-            yield bytes(buffer[:size])
-            del buffer[:size]
-    if buffer:
-        yield bytes(buffer)
+            buffer += chunk
+            while len(buffer) >= size:
+                yield bytes(buffer[:size])
+                del buffer[:size]
+        if buffer:
+            yield bytes(buffer)
+    finally:
+        await chunks.aclose()
 
 
 def rechunk(chunks: Iterator[bytes], size: int | None) -> Iterator[bytes]:
