@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import trustme
+from dual import DualClient, LoopThread
 from servers.h11server import keepalive_server
 from servers.recorder import EventRecorder
 from servers.scripted import ScriptedServer
@@ -175,24 +176,79 @@ def events() -> EventRecorder:
 DEFAULT_TEST_TIMEOUT = 5.0
 
 
+#: The clients a ``both_clients`` test runs on (see ``pytest_generate_tests``).
+CLIENT_KINDS = ("sync", "async")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test of a ``both_clients`` module that uses ``make_client``
+    (or ``client``) once per client kind: ``test_x[sync]``, ``test_x[async]``.
+
+    ``sync_only(reason)`` skips the async run; ``async_xfail(reason=...)``
+    makes it a strict xfail (a known AsyncClient bug, kept visible).
+    """
+    definition = metafunc.definition
+    if "client_kind" not in metafunc.fixturenames:
+        return
+    if definition.get_closest_marker("both_clients") is None:
+        return
+    marks: list[pytest.MarkDecorator] = []
+    sync_only = definition.get_closest_marker("sync_only")
+    if sync_only is not None:
+        reason = sync_only.args[0] if sync_only.args else sync_only.kwargs.get("reason", "")
+        marks.append(pytest.mark.skip(reason=f"sync only: {reason}"))
+    bug = definition.get_closest_marker("async_xfail")
+    if bug is not None:
+        marks.append(pytest.mark.xfail(strict=True, reason=bug.kwargs["reason"]))
+    metafunc.parametrize(
+        "client_kind",
+        [pytest.param("sync"), pytest.param("async", marks=marks)],
+        indirect=True,
+    )
+
+
 @pytest.fixture
-def make_client(events: EventRecorder) -> Iterator[Callable[..., rawkeep.Client]]:
-    """Create clients (events recorded, 5 s timeouts by default); closed after."""
+def client_kind(request: pytest.FixtureRequest) -> str:
+    """Which client ``make_client`` builds: "sync" (``rawkeep.Client``)
+    unless the test's module opted in with ``pytest.mark.both_clients``."""
+    kind: str = getattr(request, "param", "sync")
+    assert kind in CLIENT_KINDS
+    return kind
+
+
+@pytest.fixture
+def make_client(
+    events: EventRecorder, client_kind: str
+) -> Iterator[Callable[..., rawkeep.Client]]:
+    """Create clients (events recorded, 5 s timeouts by default); closed after.
+
+    For ``client_kind == "async"`` each is a ``dual.DualClient``: an
+    ``AsyncClient`` on a private loop, called like a ``Client``.
+    """
     import rawkeep
 
-    clients: list[rawkeep.Client] = []
+    clients: list[Any] = []
+    # Started before the test body, so that its descriptors (the selector,
+    # the self-pipe) are there before any the test counts.
+    runner = LoopThread() if client_kind == "async" else None
 
     def make(**kwargs: Any) -> rawkeep.Client:
         kwargs.setdefault("on_event", events)
         kwargs.setdefault("timeout", DEFAULT_TEST_TIMEOUT)
-        client = rawkeep.Client(**kwargs)
+        client: Any = rawkeep.Client(**kwargs) if runner is None else DualClient(runner, **kwargs)
         clients.append(client)
-        return client
+        return client  # type: ignore[no-any-return]
 
     yield make
-    for client in clients:
-        client.close()
-    clients.clear()
+    try:
+        for client in clients:
+            client.close()
+    finally:
+        clients.clear()
+        if runner is not None:
+            gc.collect()  # abandoned async iterators are closed while the loop runs
+            leaked = runner.stop()
+            assert not leaked, f"tasks left on the AsyncClient's loop: {leaked}"
     # A socket leaked by the client warns when collected: collect now so the
     # ResourceWarning (an error under filterwarnings) fails *this* test.
     gc.collect()
