@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
     from servers.scripted import ScriptedServer
 
+pytestmark = pytest.mark.both_clients
+
 
 class Interrupting(EventRecorder):
     """Records every event; raises KeyboardInterrupt on the first `times`
@@ -62,10 +64,11 @@ def _every_connection_ended(callback: EventRecorder, client: rawkeep.Client) -> 
 
 def test_interrupt_on_opened_frees_the_slot_and_closes_the_socket(
     start_keepalive_server: Callable[..., ScriptedServer],
+    make_client: Callable[..., rawkeep.Client],
 ) -> None:
     server = start_keepalive_server()
     callback = Interrupting("ConnectionOpened")
-    with rawkeep.Client(on_event=callback, timeout=5.0) as client:
+    with make_client(on_event=callback, timeout=5.0) as client:
         with pytest.raises(KeyboardInterrupt):
             client.get(server.url + "/a")
         assert client.pool_stats().active == 0
@@ -77,10 +80,11 @@ def test_interrupt_on_opened_frees_the_slot_and_closes_the_socket(
 
 def test_interrupt_on_reused_frees_the_slot_and_closes_the_socket(
     start_keepalive_server: Callable[..., ScriptedServer],
+    make_client: Callable[..., rawkeep.Client],
 ) -> None:
     server = start_keepalive_server()
     callback = Interrupting("ConnectionReused")
-    with rawkeep.Client(on_event=callback, timeout=5.0) as client:
+    with make_client(on_event=callback, timeout=5.0) as client:
         assert client.get(server.url + "/a").content == b"/a"
         with pytest.raises(KeyboardInterrupt):
             client.get(server.url + "/b")
@@ -109,13 +113,14 @@ FAST_POOL = rawkeep.Timeout(connect=5.0, read=5.0, write=5.0, pool=0.5)
 
 def test_a_hundred_interrupts_leak_nothing(
     start_keepalive_server: Callable[..., ScriptedServer],
+    make_client: Callable[..., rawkeep.Client],
 ) -> None:
     """Ten interrupts used to exhaust max_connections_per_host=10 for good.
     Every second request is interrupted, on a new or a reused connection."""
     server = start_keepalive_server()
     callback = Armed()
     interrupts = 0
-    with rawkeep.Client(on_event=callback, timeout=FAST_POOL) as client:
+    with make_client(on_event=callback, timeout=FAST_POOL) as client:
         for i in range(200):
             callback.armed = i % 2 == 1
             try:
@@ -134,10 +139,11 @@ def test_a_hundred_interrupts_leak_nothing(
 
 def test_interrupt_in_close_still_closes_every_idle_connection(
     start_keepalive_server: Callable[..., ScriptedServer],
+    make_client: Callable[..., rawkeep.Client],
 ) -> None:
     server = start_keepalive_server()
     callback = Interrupting("ConnectionClosed")
-    client = rawkeep.Client(on_event=callback, timeout=5.0)
+    client = make_client(on_event=callback, timeout=5.0)
     url = server.url
     # Three connections at once, then all three idle.
     with (
@@ -160,12 +166,13 @@ def test_interrupt_in_close_still_closes_every_idle_connection(
 
 def test_interrupt_on_expiry_in_acquire_leaks_nothing(
     start_keepalive_server: Callable[..., ScriptedServer],
+    make_client: Callable[..., rawkeep.Client],
 ) -> None:
     """An idle connection expires as a request takes the pool: the event
     interrupts the request; the expired one and the new one both close."""
     server = start_keepalive_server()
     callback = Interrupting("ConnectionExpired")
-    with rawkeep.Client(
+    with make_client(
         on_event=callback, timeout=FAST_POOL, idle_timeout=0.05, max_connections_per_host=1
     ) as client:
         client.get(server.url + "/a")
@@ -181,13 +188,14 @@ def test_interrupt_on_expiry_in_acquire_leaks_nothing(
 
 def test_interrupt_on_release_close_leaks_nothing(
     start_keepalive_server: Callable[..., ScriptedServer],
+    make_client: Callable[..., rawkeep.Client],
 ) -> None:
     """The server answers with Connection: close and closes its side first,
     so the client's socket is seen closed in this process's descriptors."""
     server = start_keepalive_server(connection_close=True)
     callback = Interrupting("ConnectionClosed")
     before = _open_descriptors()
-    with rawkeep.Client(on_event=callback, timeout=5.0) as client:
+    with make_client(on_event=callback, timeout=5.0) as client:
         with pytest.raises(KeyboardInterrupt):
             client.get(server.url + "/a")
         assert client.pool_stats().active == 0

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from servers.recorder import EventRecorder
     from servers.scripted import ScriptedServer, ServerConnection
 
+pytestmark = pytest.mark.both_clients
+
 OPENED = ("ConnectionOpened", None)
 REUSED = ("ConnectionReused", None)
 STALE = ("StaleConnectionDiscarded", None)
@@ -459,8 +461,10 @@ def test_close_closes_idle_connections(
     assert server.accepted == 2
 
 
-def test_context_manager_closes_client(server: ScriptedServer, events: EventRecorder) -> None:
-    with rawkeep.Client(on_event=events, timeout=5.0) as client:
+def test_context_manager_closes_client(
+    server: ScriptedServer, make_client: Callable[..., rawkeep.Client], events: EventRecorder
+) -> None:
+    with make_client(on_event=events, timeout=5.0) as client:
         client.get(server.url)
     assert events.summary() == [OPENED, closed("client_closed")]
     assert server.wait_for_peer_closed(0)

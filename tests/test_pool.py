@@ -6,6 +6,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+import pytest
 from servers.concurrency import run_in_threads
 from servers.scripted import ConcurrencyGauge
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 
     from servers.recorder import EventRecorder
     from servers.scripted import ScriptedServer
+
+pytestmark = pytest.mark.both_clients
 
 
 def test_per_host_limit_holds_under_threads(

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from servers.recorder import EventRecorder
     from servers.scripted import ScriptedServer
 
+pytestmark = pytest.mark.both_clients
+
 OPENED = ("ConnectionOpened", None)
 REUSED = ("ConnectionReused", None)
 CLOSED_BY_ERROR = ("ConnectionClosed", "error")
