@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from servers.recorder import EventRecorder
     from servers.scripted import ReceivedRequest, ScriptedServer
 
+pytestmark = pytest.mark.both_clients
+
 ALICE = b"Basic YWxpY2U6czNjcmV0"  # alice:s3cret
 
 

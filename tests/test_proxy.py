@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
     from servers.scripted import ScriptedServer, ServerConnection
 
+pytestmark = pytest.mark.both_clients
+
 TINYPROXY = shutil.which("tinyproxy")
 needs_tinyproxy = pytest.mark.skipif(
     TINYPROXY is None,

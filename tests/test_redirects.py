@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
     from servers.scripted import ReceivedRequest, ScriptedServer
 
+pytestmark = pytest.mark.both_clients
+
 
 def redirecting(routes: dict[str, tuple[int, str]]) -> Callable[[ReceivedRequest], Reply]:
     """Answer paths in `routes` with (status, Location); others echo the

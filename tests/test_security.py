@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from servers.recorder import EventRecorder
     from servers.scripted import ReceivedRequest, ScriptedServer, ServerConnection
 
+pytestmark = pytest.mark.both_clients
+
 
 def assert_nothing_sent(server: ScriptedServer, client: rawkeep.Client) -> None:
     """Refused before any I/O: no connection made, no byte sent, pool untouched."""

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from servers.recorder import EventRecorder
     from servers.scripted import ReceivedRequest, ScriptedServer
 
+pytestmark = pytest.mark.both_clients
+
 OPENED = ("ConnectionOpened", None)
 REUSED = ("ConnectionReused", None)
 

@@ -14,7 +14,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no AF_UNIX here")
+pytestmark = [
+    pytest.mark.both_clients,
+    pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no AF_UNIX here"),
+]
 
 
 class UnixServer:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from .conftest import InteropServer, Served
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.both_clients, pytest.mark.interop]
 
 #: (fixture suffix, keyword arguments): one real server configuration each.
 CASES = [
