@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
     from servers.scripted import ReceivedRequest, ScriptedServer
 
+pytestmark = pytest.mark.both_clients
+
 PLAIN = b"".join(b"line %d of a body that compresses well\n" % i for i in range(5000))
 
 

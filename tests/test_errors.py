@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from servers.recorder import EventRecorder
     from servers.scripted import ScriptedServer, ServerConnection
 
+pytestmark = pytest.mark.both_clients
+
 OPENED = ("ConnectionOpened", None)
 CLOSED_BY_ERROR = ("ConnectionClosed", "error")
 

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from servers.recorder import EventRecorder
     from servers.scripted import ScriptedServer, ServerConnection
 
+pytestmark = pytest.mark.both_clients
+
 #: Words of h11's that must never reach a user's error message.
 H11_WORDS = ("role=", "state=", "request line", "bytearray", "ConnectionClosed")
 

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from servers.recorder import EventRecorder
     from servers.scripted import ScriptedServer, ServerConnection
 
+pytestmark = pytest.mark.both_clients
+
 MIB = 1024 * 1024
 OPENED = ("ConnectionOpened", None)
 REUSED = ("ConnectionReused", None)

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
     from servers.scripted import ReceivedRequest, ScriptedServer
 
+pytestmark = pytest.mark.both_clients
+
 
 def header_names(request: ReceivedRequest) -> list[bytes]:
     return [name for name, _ in request.headers]

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
     import rawkeep
 
+pytestmark = pytest.mark.both_clients
+
 BODY = bytes(range(256)) * 4096  # 1 MiB
 EXPECT = {"Expect": "100-continue"}
 
