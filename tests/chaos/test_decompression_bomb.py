@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
     StartServer = Callable[..., ScriptedServer]
 
+pytestmark = pytest.mark.both_clients
+
 #: The largest piece ``iter_bytes()`` may yield from a compressed body
 #: (``rawkeep._decoders.PIECE_SIZE``, documented in docs/decoding.md).
 PIECE_BOUND = 64 * 1024
@@ -128,6 +130,10 @@ def bomb_server(body: bytes, how: str = "whole") -> Callable[[ServerConnection],
     return handle
 
 
+@pytest.mark.async_xfail(
+    reason="AsyncClient: closing an aiter_bytes() iterator early closes the connection"
+    " (unread_body) instead of draining a small rest"
+)
 @pytest.mark.parametrize("how", ["whole", "one-byte chunks", "random chunks"])
 def test_gzip_in_gzip_bomb_streams_in_bounded_pieces(
     start_server: StartServer, client: rawkeep.Client, how: str
