@@ -90,10 +90,6 @@ def test_drain_limit_is_64_kib(
     assert events.summary() == expected
 
 
-@pytest.mark.async_xfail(
-    reason="AsyncClient: closing an aiter_raw() iterator early closes the connection"
-    " (unread_body) instead of draining a small rest"
-)
 def test_partly_read_body_with_small_rest_is_drained(
     start_keepalive_server: Callable[..., ScriptedServer],
     client: rawkeep.Client,

@@ -112,13 +112,6 @@ def test_expect_continue_silence_sends_body_after_a_wait(
     assert server.accepted == 1
 
 
-@pytest.mark.async_xfail(
-    # Not strict: it depends on timing (most runs fail on loopback).
-    strict=False,
-    reason="AsyncClient: the server's early answer and EOF mid-upload make asyncio close"
-    " the transport, which keeps sending the rest of the body; the later abort() then"
-    " raises AttributeError out of post()",
-)
 def test_early_413_mid_upload_is_returned(
     start_server: Callable[..., ScriptedServer],
     client: rawkeep.Client,

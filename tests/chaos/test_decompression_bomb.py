@@ -130,10 +130,6 @@ def bomb_server(body: bytes, how: str = "whole") -> Callable[[ServerConnection],
     return handle
 
 
-@pytest.mark.async_xfail(
-    reason="AsyncClient: closing an aiter_bytes() iterator early closes the connection"
-    " (unread_body) instead of draining a small rest"
-)
 @pytest.mark.parametrize("how", ["whole", "one-byte chunks", "random chunks"])
 def test_gzip_in_gzip_bomb_streams_in_bounded_pieces(
     start_server: StartServer, client: rawkeep.Client, how: str
