@@ -231,6 +231,68 @@ def test_cancelled_while_connecting_frees_the_slot(never_accepting_listener: str
     run(main())
 
 
+def test_cancelled_during_the_tls_handshake_frees_the_slot(
+    start_server: Callable[..., ScriptedServer], server: ScriptedServer
+) -> None:
+    def silent(conn: ServerConnection) -> None:
+        # Takes the TCP connection and reads the ClientHello, never answers;
+        # notes when the client closes.
+        conn.wait_for_peer_close(10)
+
+    tls_server = start_server(silent)
+    url = tls_server.url.replace("http://", "https://")
+    timeout = rawkeep.Timeout(connect=5.0, read=5.0, write=5.0, pool=1.0)
+
+    async def main() -> None:
+        async with make(max_connections=1, timeout=timeout) as client:
+            task = asyncio.create_task(client.get(url))
+            assert await _wait_until(lambda: tls_server.accepted == 1)
+            await asyncio.sleep(0.1)  # the handshake is under way
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            stats = client.pool_stats()
+            assert stats.active == 0
+            assert stats.opened == 0
+            # The one slot is free again: another origin gets it at once.
+            assert (await client.get(server.url + "/after")).status == 200
+
+    run(main())
+    assert tls_server.wait_for_peer_closed(0), "the half-open TLS connection stayed open"
+
+
+def test_cancelled_while_writing_the_body_closes_the_connection(
+    start_server: Callable[..., ScriptedServer],
+) -> None:
+    cancelled = threading.Event()
+
+    def stops_reading(conn: ServerConnection) -> None:
+        conn.recv_some()  # the head and the start of the body, then nothing...
+        cancelled.wait(10)
+        conn.wait_for_peer_close(10)  # ...until the test has cancelled
+
+    server = start_server(stops_reading)
+
+    async def main() -> None:
+        async with make() as client:
+            body = b"x" * (32 * 1024 * 1024)  # more than the socket buffers hold
+            task = asyncio.create_task(client.post(server.url, content=body))
+            assert await _wait_until(lambda: server.accepted == 1)
+            await asyncio.sleep(0.3)  # the write is waiting for the buffer to drain
+            assert not task.done()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            cancelled.set()
+            stats = client.pool_stats()
+            assert stats.active == 0
+            assert stats.idle == 0
+            assert stats.closed == 1
+
+    run(main())
+    assert server.wait_for_peer_closed(0), "the connection cancelled mid-body stayed open"
+
+
 # -- streaming ---------------------------------------------------------------------
 
 
