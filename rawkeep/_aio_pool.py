@@ -119,51 +119,27 @@ class AsyncPool(PoolShell["AsyncConnection"]):
         retryable: bool,
         events: list[Event] | None,
     ) -> AsyncConnection:
-        """The general path: ask the core until it hands out a connection or
-        a slot, closing what it dooms and waiting when it says so."""
-        deadline = None if pool_timeout is None else time.monotonic() + pool_timeout
-        waiter: object = None  # this task's place in the queue, once it waits
-        core = self._core
+        """The general path (``PoolShell._checkout_steps``), awaiting a
+        change in the books whenever it says so."""
+        steps = self._checkout_steps(route, pool_timeout, fresh, retryable, events)
         try:
+            wait = next(steps)
             while True:
-                mono = time.monotonic()
-                conn, doomed, reserved = core.checkout(
-                    route, mono, fresh=fresh, retryable=retryable, waiter=waiter
-                )
-                if conn is not None or reserved:
-                    if waiter is not None:
-                        waiter = None  # served, and out of the queue
-                        if core.has_waiters(route):
-                            self._wake()  # the next in line may go
-                elif not doomed:
-                    if waiter is None:
-                        waiter = object()
-                        core.enqueue(route, waiter)
-                    await self._wait(route, deadline, pool_timeout, mono)
-                    continue
-                if doomed:
-                    self._close_doomed(doomed, events)
-                if conn is not None:
-                    if self._reuse(conn, events):
-                        return conn
-                elif reserved:
-                    return await self._open_reserved(route, connect_timeout, events)
+                await self._wait(wait)
+                wait = steps.send(None)
+        except StopIteration as done:
+            conn: AsyncConnection | None = done.value
         finally:
-            if waiter is not None:  # left the queue unserved
-                core.dequeue(route, waiter)
-                if core.has_waiters(route):
-                    self._wake()  # the next in line may go
+            steps.close()
+        if conn is not None:
+            return conn
+        return await self._open_reserved(route, connect_timeout, events)
 
-    async def _wait(
-        self, route: Route, deadline: float | None, pool_timeout: float | None, mono: float
-    ) -> None:
-        """Wait for a change in the books, until ``deadline``."""
-        remaining = None if deadline is None else deadline - mono
-        if remaining is not None and remaining <= 0:
-            raise self._core.timed_out(route, pool_timeout)
+    async def _wait(self, timeout: float | None) -> None:
+        """Wait for a change in the books, at most ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        timer = None if remaining is None else loop.call_later(remaining, _settle, future)
+        timer = None if timeout is None else loop.call_later(timeout, _settle, future)
         self._waiting.add(future)
         self._waiters += 1
         try:

@@ -109,56 +109,25 @@ class Pool(PoolShell["Connection"]):
         retryable: bool,
         events: list[Event] | None,
     ) -> Connection:
-        """The general path: ask the core until it hands out a connection or
-        a slot, closing what it dooms and waiting when it says so."""
-        deadline = None if pool_timeout is None else time.monotonic() + pool_timeout
-        waiter: object = None  # this caller's place in the queue, once it waits
+        """The general path (``PoolShell._checkout_steps``), waiting on the
+        condition whenever it says so."""
+        steps = self._checkout_steps(route, pool_timeout, fresh, retryable, events)
         try:
+            wait = next(steps)
             while True:
-                with self._lock:
-                    while True:
-                        mono = time.monotonic()
-                        conn, doomed, reserved = self._core.checkout(
-                            route, mono, fresh=fresh, retryable=retryable, waiter=waiter
-                        )
-                        if conn is not None or reserved:
-                            if waiter is not None:
-                                waiter = None  # served, and out of the queue
-                                if self._core.has_waiters(route):
-                                    self._cond.notify_all()  # the next in line may go
-                            break
-                        if doomed:
-                            break
-                        if waiter is None:
-                            waiter = object()
-                            self._core.enqueue(route, waiter)
-                        self._wait(route, deadline, pool_timeout, mono)
-                if doomed:
-                    self._close_doomed(doomed, events)
-                if conn is not None:
-                    if self._reuse(conn, events):
-                        return conn
-                elif reserved:
-                    return self._open_reserved(route, connect_timeout, events)
+                self._waiters += 1
+                try:
+                    self._cond.wait(wait)  # the steps hold the lock here
+                finally:
+                    self._waiters -= 1
+                wait = steps.send(None)
+        except StopIteration as done:
+            conn: Connection | None = done.value
         finally:
-            if waiter is not None:  # left the queue unserved
-                with self._lock:
-                    self._core.dequeue(route, waiter)
-                    if self._core.has_waiters(route):
-                        self._cond.notify_all()  # the next in line may go
-
-    def _wait(
-        self, route: Route, deadline: float | None, pool_timeout: float | None, mono: float
-    ) -> None:
-        """Under the lock: wait for a release, until ``deadline``."""
-        remaining = None if deadline is None else deadline - mono
-        if remaining is not None and remaining <= 0:
-            raise self._core.timed_out(route, pool_timeout)
-        self._waiters += 1
-        try:
-            self._cond.wait(remaining)
-        finally:
-            self._waiters -= 1
+            steps.close()
+        if conn is not None:
+            return conn
+        return self._open_reserved(route, connect_timeout, events)
 
     def _open_reserved(
         self, route: Route, connect_timeout: float | None, events: list[Event] | None

@@ -44,6 +44,7 @@ from ._events import (
 from ._pool_core import PoolCore, Pooled, PoolStats
 
 if TYPE_CHECKING:
+    from collections.abc import Generator
     from contextlib import AbstractContextManager
 
     from ._events import CloseReason, Event, ExpiryReason
@@ -103,6 +104,68 @@ class PoolShell(Generic[C]):
         raise NotImplementedError
 
     # -- handing out ------------------------------------------------------------
+
+    def _checkout_steps(
+        self,
+        route: Route,
+        pool_timeout: float | None,
+        fresh: bool,
+        retryable: bool,
+        events: list[Event] | None,
+    ) -> Generator[float | None, None, C | None]:
+        """The general path of acquiring, for both shells: ask the core until
+        it hands out a connection (returned) or a slot (None: the caller
+        opens the connection), closing what it dooms.
+
+        When the core says wait, this yields how long the caller may wait
+        for the books to change (None: no limit) and goes on when resumed.
+        It yields under the lock: the thread shell waits on its condition
+        (which releases the lock while it waits), the asyncio shell awaits a
+        future. Waiters queue in the core and are served in arrival order.
+
+        Raises:
+            PoolTimeout: the wait passed ``pool_timeout``.
+            ClientClosed: the pool was closed.
+        """
+        deadline = None if pool_timeout is None else time.monotonic() + pool_timeout
+        waiter: object = None  # this caller's place in the queue, once it waits
+        core = self._core
+        try:
+            while True:
+                with self._lock:
+                    while True:
+                        mono = time.monotonic()
+                        conn, doomed, reserved = core.checkout(
+                            route, mono, fresh=fresh, retryable=retryable, waiter=waiter
+                        )
+                        if conn is not None or reserved:
+                            if waiter is not None:
+                                waiter = None  # served, and out of the queue
+                                if core.has_waiters(route):
+                                    self._wake()  # the next in line may go
+                            break
+                        if doomed:
+                            break
+                        if waiter is None:
+                            waiter = object()
+                            core.enqueue(route, waiter)
+                        remaining = None if deadline is None else deadline - mono
+                        if remaining is not None and remaining <= 0:
+                            raise core.timed_out(route, pool_timeout)
+                        yield remaining
+                if doomed:
+                    self._close_doomed(doomed, events)
+                if conn is not None:
+                    if self._reuse(conn, events):
+                        return conn
+                elif reserved:
+                    return None
+        finally:
+            if waiter is not None:  # left the queue unserved
+                with self._lock:
+                    core.dequeue(route, waiter)
+                    if core.has_waiters(route):
+                        self._wake()  # the next in line may go
 
     def _reuse(self, conn: C, events: list[Event] | None) -> bool:
         """Outside the lock, for an idle connection just taken: probe it;
