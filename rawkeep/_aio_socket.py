@@ -21,13 +21,12 @@ resumes it: a slow reader holds a bounded amount of memory, and the
 server's writes are slowed by TCP, as with a blocking socket left unread.
 
 Why buffered: a plain ``Protocol`` gets each read as a new bytes object
-that the transport asked the kernel for with room for 256 KiB. An
-allocation that large is a fresh ``mmap`` and ``munmap`` per read, about
-20 us, for a response of a hundred bytes. A ``BufferedProtocol`` hands the
-transport a buffer to read into; the bytes that came are copied out at
-once, so one 64 KiB scratch buffer per thread serves every connection
-(the loop reads one socket at a time, and the copy is made before the next
-read), and an idle connection holds none.
+for which the transport asked the kernel with room for 256 KiB: a fresh
+``mmap`` and ``munmap`` per read, about 20 us, for a response of a hundred
+bytes. A ``BufferedProtocol`` lends the transport a buffer to read into,
+and the bytes are copied out at once, so one 64 KiB scratch buffer per
+thread serves every connection (the loop reads one socket at a time) and
+an idle connection holds none.
 
 Timeouts are per operation, as in ``_socket``: each wait for bytes, each
 wait for the write buffer to drain. A wait is a future and a deadline; the
@@ -93,10 +92,8 @@ _READ_LIMIT: Final = 256 * 1024
 #: ...until a read brings them down to this.
 _READ_RESUME: Final = 64 * 1024
 
-#: asyncio's handshake timeout when the caller gave none: asyncio's own
-#: default (60 s) would end a handshake a timeout of None allows; a day
-#: is forever for a handshake. With a timeout, the caller's deadline comes
-#: first and this one a second later, never.
+#: asyncio's handshake timeout when the caller gave none (its own 60 s
+#: would end what None allows); with one, ours comes first.
 _NO_HANDSHAKE_TIMEOUT: Final = 86400.0
 
 

@@ -113,20 +113,11 @@ class PoolShell(Generic[C]):
         retryable: bool,
         events: list[Event] | None,
     ) -> Generator[float | None, None, C | None]:
-        """The general path of acquiring, for both shells: ask the core until
-        it hands out a connection (returned) or a slot (None: the caller
-        opens the connection), closing what it dooms.
-
-        When the core says wait, this yields how long the caller may wait
-        for the books to change (None: no limit) and goes on when resumed.
-        It yields under the lock: the thread shell waits on its condition
-        (which releases the lock while it waits), the asyncio shell awaits a
-        future. Waiters queue in the core and are served in arrival order.
-
-        Raises:
-            PoolTimeout: the wait passed ``pool_timeout``.
-            ClientClosed: the pool was closed.
-        """
+        """Both shells' general path: ask the core until it hands out a
+        connection (returned) or a slot (None: the caller opens one), closing
+        what it dooms. To wait, it yields, under the lock, how long the caller
+        may wait for the books to change (None: no limit): a thread waits on
+        the condition, a task on a future. PoolTimeout, ClientClosed."""
         deadline = None if pool_timeout is None else time.monotonic() + pool_timeout
         waiter: object = None  # this caller's place in the queue, once it waits
         core = self._core
@@ -138,21 +129,15 @@ class PoolShell(Generic[C]):
                         conn, doomed, reserved = core.checkout(
                             route, mono, fresh=fresh, retryable=retryable, waiter=waiter
                         )
-                        if conn is not None or reserved:
-                            if waiter is not None:
-                                waiter = None  # served, and out of the queue
-                                if core.has_waiters(route):
-                                    self._wake()  # the next in line may go
-                            break
-                        if doomed:
+                        if conn is not None or reserved or doomed:
                             break
                         if waiter is None:
                             waiter = object()
                             core.enqueue(route, waiter)
-                        remaining = None if deadline is None else deadline - mono
-                        if remaining is not None and remaining <= 0:
-                            raise core.timed_out(route, pool_timeout)
-                        yield remaining
+                        yield self._time_left(route, deadline, pool_timeout, mono)
+                    if waiter is not None and (conn is not None or reserved):
+                        waiter = None  # served, and out of the queue
+                        self._next_in_line(route)
                 if doomed:
                     self._close_doomed(doomed, events)
                 if conn is not None:
@@ -164,8 +149,27 @@ class PoolShell(Generic[C]):
             if waiter is not None:  # left the queue unserved
                 with self._lock:
                     core.dequeue(route, waiter)
-                    if core.has_waiters(route):
-                        self._wake()  # the next in line may go
+                    self._next_in_line(route)
+
+    def _time_left(
+        self, route: Route, deadline: float | None, pool_timeout: float | None, now: float
+    ) -> float | None:
+        """How long a waiter may still wait (None: no limit).
+
+        Raises:
+            PoolTimeout: no time is left.
+        """
+        if deadline is None:
+            return None
+        if deadline - now <= 0:
+            raise self._core.timed_out(route, pool_timeout)
+        return deadline - now
+
+    def _next_in_line(self, route: Route) -> None:
+        """Under the lock, when the head of ``route``'s queue moved: the next
+        waiter may go."""
+        if self._core.has_waiters(route):
+            self._wake()
 
     def _reuse(self, conn: C, events: list[Event] | None) -> bool:
         """Outside the lock, for an idle connection just taken: probe it;
