@@ -15,7 +15,7 @@ decided in ``_client_base.ClientBase``, once for this client and
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ._body import BodyStream
 from ._client_base import ClientBase
@@ -27,7 +27,7 @@ from ._pool import Pool
 from ._timeout import USE_CLIENT_DEFAULT, Timeout, TimeoutInput, UseClientDefault
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import AsyncIterable, Iterator
     from types import TracebackType
 
     from ._auth import AuthInput
@@ -283,8 +283,9 @@ class Client(ClientBase):
                 raise
 
     def _send_once(self, conn: Connection, request: Request, limits: Timeout) -> Response:
-        # An async iterable body was refused when the request was built.
-        body = cast("bytes | Iterable[bytes] | None", request.body_chunks())
+        body = request.body_chunks()
+        if TYPE_CHECKING:  # an async iterable body was refused when the request was built
+            assert not isinstance(body, AsyncIterable)
         early = conn.send_request(
             request.h11_request,
             body,

@@ -94,6 +94,7 @@ class ConnectionCore:
         "_stream",
         "close_reason",
         "id",
+        "is_reusable",
         "life",
         "origin",
         "origin_str",
@@ -127,6 +128,9 @@ class ConnectionCore:
         self.reused = False
         #: Why the connection can't be reused, once a cycle has ended.
         self.close_reason: CloseReason | None = None
+        #: The last cycle finished and left the connection fit for another
+        #: (False again from the moment it is handed out for the next).
+        self.is_reusable = False
         #: The current (or last) cycle; None before the first request.
         self._ex: Exchange | None = None
         #: When the wait for the final head must end (monotonic seconds).
@@ -183,8 +187,9 @@ class ConnectionCore:
         """The cycle ended: record the exchange's verdict; a connection fit
         for another cycle starts it on a fresh h11 state machine."""
         self.life.responses += 1
-        self.close_reason = ex.finish()
-        if self.close_reason is None:
+        self.close_reason = reason = ex.finish()
+        self.is_reusable = reason is None
+        if reason is None:
             self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head_size)
 
     def body_left(self) -> int | None:
@@ -193,12 +198,6 @@ class ConnectionCore:
         ex = self._ex
         body = None if ex is None else ex.body
         return None if body is None else body.left
-
-    @property
-    def is_reusable(self) -> bool:
-        """Whether the finished cycle left the connection fit for another."""
-        ex = self._ex
-        return ex is not None and ex.finished and self.close_reason is None
 
     @property
     def response_started(self) -> bool:
@@ -237,6 +236,7 @@ class ConnectionCore:
     def start_reuse(self) -> None:
         """Note that the next request goes over this already-used connection."""
         self.reused = True
+        self.is_reusable = False
         life = self.life
         if life.server_requests_left is not None:
             life.server_requests_left -= 1  # the server's Keep-Alive max

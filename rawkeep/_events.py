@@ -206,6 +206,8 @@ class Emitter:
         """Whether anyone listens; callers skip building events otherwise."""
         if self._callback is not None:
             return True
+        if not _found and "logging" not in sys.modules:
+            return False  # nobody can have turned DEBUG on (see _logger)
         logger = _logger()
         return logger is not None and logger.isEnabledFor(_DEBUG)
 

@@ -70,6 +70,11 @@ MAX_HEAD_SIZE: Final = 64 * 1024
 MAX_INTERIM_RESPONSES: Final = 32
 
 
+#: The response headers the cycle reads (the rest are only passed on).
+_HEADERS_READ: Final = frozenset(
+    (b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"content-encoding")
+)
+
 #: h11 events are immutable; the one that ends every request body is shared.
 _END: Final = h11.EndOfMessage()
 
@@ -287,6 +292,8 @@ class Exchange:
         encoding = None
         for name, value in raw:
             name = name.lower()
+            if name not in _HEADERS_READ:
+                continue  # most of them: Date, Server, Content-Type...
             if name == b"content-length":
                 length = value
             elif name == b"transfer-encoding":
