@@ -95,7 +95,17 @@ class AsyncClient(ClientBase):
                 is closed and its slot freed.
         """
         response = await self._send(
-            method, url, params, headers, content, json, data, auth, timeout, follow_redirects
+            method,
+            url,
+            params,
+            headers,
+            content,
+            json,
+            data,
+            auth,
+            timeout,
+            follow_redirects,
+            True,
         )
         try:
             await response.aread()
@@ -127,7 +137,17 @@ class AsyncClient(ClientBase):
         connection). Arguments and errors as for ``request``.
         """
         response = await self._send(
-            method, url, params, headers, content, json, data, auth, timeout, follow_redirects
+            method,
+            url,
+            params,
+            headers,
+            content,
+            json,
+            data,
+            auth,
+            timeout,
+            follow_redirects,
+            False,
         )
         try:
             yield response
@@ -195,6 +215,7 @@ class AsyncClient(ClientBase):
         auth: AuthInput | None,
         timeout: TimeoutInput | UseClientDefault,
         follow_redirects: bool | UseClientDefault,
+        whole: bool,
     ) -> Response:
         self._check_loop()
         request, limits, follow, after = self._prepare(
@@ -202,7 +223,7 @@ class AsyncClient(ClientBase):
         )
         history: list[Response] = []
         while True:
-            response = await self._send_with_retries(request, limits)
+            response = await self._send_with_retries(request, limits, whole)
             if not after:
                 return response
             try:
@@ -231,7 +252,7 @@ class AsyncClient(ClientBase):
                 )
             self._loop = loop
 
-    async def _send_with_retries(self, request: Request, limits: Timeout) -> Response:
+    async def _send_with_retries(self, request: Request, limits: Timeout, whole: bool) -> Response:
         attempt = 0
         while True:
             conn = await self._pool.acquire(
@@ -242,7 +263,7 @@ class AsyncClient(ClientBase):
                 retryable=request.is_retryable,
             )
             try:
-                return await self._send_once(conn, request, limits)
+                return await self._send_once(conn, request, limits, whole)
             except RawkeepError as exc:
                 self._pool.discard(conn)
                 self._retry_or_raise(conn, request, attempt, exc)
@@ -252,7 +273,7 @@ class AsyncClient(ClientBase):
                 raise
 
     async def _send_once(
-        self, conn: AsyncConnection, request: Request, limits: Timeout
+        self, conn: AsyncConnection, request: Request, limits: Timeout, whole: bool
     ) -> Response:
         early = await conn.send_request(
             request.h11_request,
@@ -264,6 +285,10 @@ class AsyncClient(ClientBase):
             asks_to_close=request.asks_to_close,
         )
         head = early if early is not None else await conn.receive_head(limits.read)
+        if whole:
+            response = self._answered_whole(conn, head, request)
+            if response is not None:
+                return response
         return Response._from_head(
             head,
             request.url_text,

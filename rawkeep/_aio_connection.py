@@ -166,12 +166,8 @@ class AsyncConnection(ConnectionCore):
 
     async def receive_rest(self, timeout: float | None) -> bytes:
         """As ``Connection.receive_rest``, awaited."""
-        ex = self._ex
-        assert ex is not None
-        assert ex.body is not None
-        whole = ex.body.at_hand
+        whole = self.take_whole_body()
         if whole is not None:  # the common case: it came with the head
-            self._finish(ex)
             return whole
         pieces = []
         while (data := await self.receive_body(timeout)) is not None:

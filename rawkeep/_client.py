@@ -142,7 +142,17 @@ class Client(ClientBase):
             RemoteProtocolError: the server broke the exchange.
         """
         response = self._send(
-            method, url, params, headers, content, json, data, auth, timeout, follow_redirects
+            method,
+            url,
+            params,
+            headers,
+            content,
+            json,
+            data,
+            auth,
+            timeout,
+            follow_redirects,
+            True,
         )
         try:
             response.read()
@@ -174,7 +184,17 @@ class Client(ClientBase):
         one closes the connection. Arguments and errors as for ``request``.
         """
         response = self._send(
-            method, url, params, headers, content, json, data, auth, timeout, follow_redirects
+            method,
+            url,
+            params,
+            headers,
+            content,
+            json,
+            data,
+            auth,
+            timeout,
+            follow_redirects,
+            False,
         )
         try:
             yield response
@@ -242,13 +262,14 @@ class Client(ClientBase):
         auth: AuthInput | None,
         timeout: TimeoutInput | UseClientDefault,
         follow_redirects: bool | UseClientDefault,
+        whole: bool,
     ) -> Response:
         request, limits, follow, after = self._prepare(
             method, url, params, headers, content, json, data, auth, timeout, follow_redirects
         )
         history: list[Response] = []
         while True:
-            response = self._send_with_retries(request, limits)
+            response = self._send_with_retries(request, limits, whole)
             if not after:
                 return response
             try:
@@ -262,7 +283,7 @@ class Client(ClientBase):
             history.append(response)
             request = follow_up
 
-    def _send_with_retries(self, request: Request, limits: Timeout) -> Response:
+    def _send_with_retries(self, request: Request, limits: Timeout, whole: bool) -> Response:
         attempt = 0
         while True:
             conn = self._pool.acquire(
@@ -273,7 +294,7 @@ class Client(ClientBase):
                 retryable=request.is_retryable,
             )
             try:
-                return self._send_once(conn, request, limits)
+                return self._send_once(conn, request, limits, whole)
             except RawkeepError as exc:
                 self._pool.discard(conn)
                 self._retry_or_raise(conn, request, attempt, exc)
@@ -282,7 +303,9 @@ class Client(ClientBase):
                 self._pool.discard(conn)
                 raise
 
-    def _send_once(self, conn: Connection, request: Request, limits: Timeout) -> Response:
+    def _send_once(
+        self, conn: Connection, request: Request, limits: Timeout, whole: bool
+    ) -> Response:
         body = request.body_chunks()
         if TYPE_CHECKING:  # an async iterable body was refused when the request was built
             assert not isinstance(body, AsyncIterable)
@@ -296,6 +319,10 @@ class Client(ClientBase):
             asks_to_close=request.asks_to_close,
         )
         head = early if early is not None else conn.receive_head(limits.read)
+        if whole:
+            response = self._answered_whole(conn, head, request)
+            if response is not None:
+                return response
         return Response._from_head(
             head,
             request.url_text,

@@ -211,12 +211,8 @@ class Connection(ConnectionCore):
         Raises:
             ReadTimeout, RemoteProtocolError: truncated or malformed body.
         """
-        ex = self._ex
-        assert ex is not None
-        assert ex.body is not None
-        whole = ex.body.at_hand
+        whole = self.take_whole_body()
         if whole is not None:  # the common case: it came with the head
-            self._finish(ex)
             return whole
         pieces = []
         while (data := self.receive_body(timeout)) is not None:

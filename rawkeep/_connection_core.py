@@ -192,6 +192,18 @@ class ConnectionCore:
         if reason is None:
             self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head_size)
 
+    def take_whole_body(self) -> bytes | None:
+        """The whole body, when it came with the head (the common small
+        response): the cycle is then finished, as after the last piece.
+        None when it must be read."""
+        ex = self._ex
+        assert ex is not None
+        assert ex.body is not None
+        whole = ex.body.at_hand
+        if whole is not None:
+            self._finish(ex)
+        return whole
+
     def body_left(self) -> int | None:
         """Bytes of a counted body not read yet; None when the body is not
         counted (chunked, until close) or no head was read."""

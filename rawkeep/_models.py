@@ -83,20 +83,22 @@ class Response:
         cls,
         head: Head,
         url: str,
-        body: BodyStream | AsyncBodyStream,
+        body: BodyStream | AsyncBodyStream | None,
         *,
         connection_id: int,
         reused: bool,
         max_decoded_size: int | None,
+        content: bytes | None = None,
     ) -> Response:
-        """A response whose body is still to be read from ``body`` (the
-        client's path; its headers are built only if someone looks)."""
+        """A response whose body is still to be read from ``body``, or, with
+        ``body`` None, whose ``content`` is all of it (the client's path;
+        its headers are built only if someone looks)."""
         self = cls.__new__(cls)
         self._start(head.status, head.reason, head.http_version, url, connection_id, reused)
         self._headers = None
         self._raw_headers = head.raw_headers
         self._content_encoding = head.content_encoding
-        self._content = None
+        self._content = content
         self._body = body
         self._max_decoded_size = max_decoded_size
         return self
