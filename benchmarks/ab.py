@@ -1,7 +1,7 @@
 """Two rawkeep trees side by side: small GETs, a download, 8 threads, interleaved.
 
-    python benchmarks/ab.py --base c66ea74               # this tree (B) against a revision (A)
-    python benchmarks/ab.py --base ../old --pin split    # a directory; client and nginx pinned apart
+    python benchmarks/ab.py --base c66ea74             # this tree against a revision
+    python benchmarks/ab.py --base ../old --pin split  # a directory; client, nginx apart
 
 For a change on the hot path: the same three workloads as run.py's small,
 download and threads suites, measured for two rawkeep trees in ONE run
@@ -100,7 +100,7 @@ def measure(tree: Path, workload: str, port: int, count: int, cpu: int | None) -
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--base", required=True, help="the old tree: a directory or a git revision")
+    parser.add_argument("--base", required=True, help="the old tree: a directory or git revision")
     parser.add_argument("--new", default=str(HERE.parent), help="the new tree (default: this one)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--pin", choices=("none", "split"), default="none")
@@ -128,12 +128,15 @@ def main() -> int:
             server.stop()
     print(f"old: {args.base}  new: {args.new}  rounds: {args.rounds}  pin: {args.pin}")
     print(f"Python {sys.version.split()[0]}, nginx {server.version}, {os.cpu_count()} CPUs\n")
-    print("| workload | old rate | new rate | new/old rate | old CPU us | new CPU us | new/old CPU |")
+    print(
+        "| workload | old rate | new rate | new/old rate | old CPU us | new CPU us | new/old CPU |"
+    )
     print("| --- | --: | --: | --: | --: | --: | --: |")
     for load in WORKLOADS:
         old_runs, new_runs = results[("old", load)], results[("new", load)]
-        rate_ratio = statistics.median(n["rate"] / o["rate"] for o, n in zip(old_runs, new_runs))
-        cpu_ratio = statistics.median(n["cpu_us"] / o["cpu_us"] for o, n in zip(old_runs, new_runs))
+        pairs = list(zip(old_runs, new_runs, strict=True))  # one of each per round
+        rate_ratio = statistics.median(n["rate"] / o["rate"] for o, n in pairs)
+        cpu_ratio = statistics.median(n["cpu_us"] / o["cpu_us"] for o, n in pairs)
         print(
             f"| {load} ({UNITS[load]}) "
             f"| {statistics.median(r['rate'] for r in old_runs):,.0f} "
