@@ -392,14 +392,15 @@ class AsyncStream:
         above). Idempotent."""
         if not self._closed:
             self._closed = True
-            # A lost connection's transport is gone already (asyncio has
-            # closed its socket and dropped its loop). RuntimeError: its
-            # event loop is closed (a client kept past the end of
-            # asyncio.run); nothing can run there any more, and the socket
-            # is closed when the transport is collected.
-            if not self._protocol.lost:
-                with contextlib.suppress(RuntimeError):
+            # RuntimeError: its event loop is closed (a client kept past the
+            # end of asyncio.run); the socket closes when it is collected.
+            with contextlib.suppress(RuntimeError):
+                if not self._protocol.lost:
                     self._transport.abort()
+                else:
+                    # The socket is closed (a plain transport dropped its loop:
+                    # abort would fail); a TLS one counts itself open till told.
+                    self._transport.close()
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
