@@ -95,18 +95,9 @@ class AsyncClient(ClientBase):
                 is closed and its slot freed.
         """
         response = await self._send(
-            method,
-            url,
-            params,
-            headers,
-            content,
-            json,
-            data,
-            auth,
-            timeout,
-            follow_redirects,
-            True,
-        )
+            method, url, params, headers, content, json, data, auth, timeout, follow_redirects,
+            True,  # whole: request() reads the body now
+        )  # fmt: skip
         try:
             await response.aread()
         except BaseException:
@@ -137,18 +128,9 @@ class AsyncClient(ClientBase):
         connection). Arguments and errors as for ``request``.
         """
         response = await self._send(
-            method,
-            url,
-            params,
-            headers,
-            content,
-            json,
-            data,
-            auth,
-            timeout,
-            follow_redirects,
+            method, url, params, headers, content, json, data, auth, timeout, follow_redirects,
             False,
-        )
+        )  # fmt: skip
         try:
             yield response
         finally:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ._connection_core import EXPECT_CONTINUE_TIMEOUT, ConnectionCore, blocks
+from ._connection_core import EXPECT_CONTINUE_TIMEOUT, ConnectionCore, blocks, check_piece
 from ._exceptions import RawkeepError, ReadTimeout, RemoteProtocolError
 from ._exchange import Exchange
 from ._framing import NEED_DATA
@@ -89,7 +89,7 @@ class AsyncConnection(ConnectionCore):
         stream = self._stream
         if hasattr(body, "__aiter__"):
             async for chunk in body:  # type: ignore[union-attr]
-                if not chunk:
+                if not check_piece(chunk):
                     continue
                 if stream.is_readable():  # answering (or closing) early
                     return await self.receive_head(read_timeout)

@@ -122,7 +122,7 @@ class Client(ClientBase):
         The connection is back in the pool (or closed) when this returns.
 
         Args:
-            method: e.g. "GET"; sent as given (upper-case it yourself).
+            method: e.g. "GET"; sent upper-cased, as requests and httpx do.
             url: an absolute http or https URL.
             params: query parameters appended to the URL's own.
             headers: headers for this request; they replace the client's
@@ -142,18 +142,9 @@ class Client(ClientBase):
             RemoteProtocolError: the server broke the exchange.
         """
         response = self._send(
-            method,
-            url,
-            params,
-            headers,
-            content,
-            json,
-            data,
-            auth,
-            timeout,
-            follow_redirects,
-            True,
-        )
+            method, url, params, headers, content, json, data, auth, timeout, follow_redirects,
+            True,  # whole: request() reads the body now
+        )  # fmt: skip
         try:
             response.read()
         except BaseException:
@@ -184,18 +175,9 @@ class Client(ClientBase):
         one closes the connection. Arguments and errors as for ``request``.
         """
         response = self._send(
-            method,
-            url,
-            params,
-            headers,
-            content,
-            json,
-            data,
-            auth,
-            timeout,
-            follow_redirects,
+            method, url, params, headers, content, json, data, auth, timeout, follow_redirects,
             False,
-        )
+        )  # fmt: skip
         try:
             yield response
         finally:

@@ -47,6 +47,7 @@ __all__ = [
     "ConnectionCore",
     "Transport",
     "blocks",
+    "check_piece",
 ]
 
 #: Bodies below this size are joined to the request head and sent in one
@@ -267,4 +268,19 @@ def blocks(body: bytes | Iterable[bytes] | None) -> Iterable[bytes | memoryview]
     if isinstance(body, bytes):
         view = memoryview(body)
         return (view[i : i + SEND_BLOCK] for i in range(0, len(body), SEND_BLOCK))
-    return (chunk for chunk in body if chunk)
+    return (chunk for chunk in body if check_piece(chunk))
+
+
+def check_piece(piece: object) -> bool:
+    """Whether a piece of a caller's body iterable has bytes to send (an
+    empty one is skipped).
+
+    Raises:
+        TypeError: it is not bytes (a str, a number...): the connection the
+            body was going out on is then closed, never reused.
+    """
+    if not isinstance(piece, bytes | bytearray | memoryview):
+        raise TypeError(
+            f"a request body iterable must give bytes, and gave a {type(piece).__name__}"
+        )
+    return len(piece) > 0

@@ -150,7 +150,13 @@ class RequestFactory:
     ) -> Request:
         if not isinstance(method, str):
             raise TypeError(f"method must be a str, not {method!r}")
-        if method.upper() == "CONNECT":
+        # Methods are case-sensitive on the wire (RFC 9110 section 9.1) and
+        # every standard one is upper-case: "get" would be answered 501. ASCII
+        # only: upper() maps some letters outside it to others ("ﬀ" to "FF"),
+        # and a method h11 would refuse must not become one it accepts.
+        if method.isascii():
+            method = method.upper()
+        if method == "CONNECT":
             # A tunnel through a proxy is opened by the pool (proxy=), never
             # as a request: its 2xx would switch the connection to raw bytes.
             raise LocalProtocolError("CONNECT can't be sent as a request; use proxy= for tunnels")

@@ -202,6 +202,7 @@ def encode_body(
     refused (RFC 9112 section 6.3: the combination is how requests are
     smuggled).
     """
+    _check_content(content)
     given = [
         name
         for name, value in (("content", content), ("json", json), ("data", data))
@@ -216,10 +217,7 @@ def encode_body(
         body = json_module.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
         headers.setdefault("Content-Type", "application/json")
     elif data is not None:
-        from urllib.parse import urlencode
-
-        items = data.items() if isinstance(data, Mapping) else data
-        body = urlencode([(k, str(v)) for k, v in items]).encode("ascii")
+        body = _encode_form(data)
         headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
     elif isinstance(content, str):
         body = content.encode()
@@ -236,6 +234,45 @@ def encode_body(
         )
     _set_framing(method, headers, body)
     return body
+
+
+def _check_content(content: object) -> None:
+    """Refuse, before any I/O, the ``content=`` a newcomer means as JSON or
+    a form (a dict, a list of numbers).
+
+    Raises:
+        TypeError: with where such a body goes instead.
+    """
+    if isinstance(content, Mapping):
+        raise TypeError(
+            "content must be bytes, str, an iterable of bytes or a binary file, not a"
+            f" {type(content).__name__}: send it as JSON with json=, or as a form with data="
+        )
+    if isinstance(content, list | tuple) and not all(
+        isinstance(part, bytes | bytearray | memoryview) for part in content
+    ):
+        raise TypeError(
+            "content given as a list or tuple must hold bytes only; send other values"
+            " as JSON with json=, or as a form with data="
+        )
+
+
+def _encode_form(data: FormInput) -> bytes:
+    """``data=`` as ``application/x-www-form-urlencoded``.
+
+    Raises:
+        TypeError: ``data`` is a string (an encoded body goes in ``content=``).
+    """
+    from urllib.parse import urlencode
+
+    given: object = data
+    if isinstance(given, str | bytes | bytearray):
+        raise TypeError(
+            "data= takes a form: a dict or a list of (name, value) pairs;"
+            " send a body that is already encoded with content="
+        )
+    items = data.items() if isinstance(data, Mapping) else data
+    return urlencode([(k, str(v)) for k, v in items]).encode("ascii")
 
 
 def _is_stream(content: object) -> bool:

@@ -303,3 +303,48 @@ def test_verb_helpers_send_their_method(
     helper = getattr(client, method.lower())
     assert helper(f"{server.url}/{method}").content == f"/{method}".encode()
     assert (server.requests[0].method, server.requests[0].target) == (method, f"/{method}")
+
+
+def test_lower_case_method_is_sent_upper_cased(
+    server: ScriptedServer, client: rawkeep.Client
+) -> None:
+    assert client.request("get", server.url + "/a").content == b"/a"
+    assert client.request("Post", server.url + "/b").status == 200
+    assert [r.method for r in server.requests] == ["GET", "POST"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [{"a": 1}, [1, 2], (b"ok", "not bytes")],
+    ids=["dict", "list-of-ints", "tuple-with-str"],
+)
+def test_content_meant_as_json_or_a_form_is_refused_before_any_io(
+    server: ScriptedServer, client: rawkeep.Client, content: Any
+) -> None:
+    with pytest.raises(TypeError, match="json="):
+        client.post(server.url, content=content)
+    assert server.accepted == 0
+    assert client.pool_stats().opened == 0
+
+
+def test_a_string_as_form_data_is_refused_before_any_io(
+    server: ScriptedServer, client: rawkeep.Client
+) -> None:
+    with pytest.raises(TypeError, match="content="):
+        client.post(server.url, data="a=1")  # type: ignore[arg-type]
+    assert server.accepted == 0
+
+
+def test_an_iterable_that_gives_non_bytes_fails_and_frees_its_connection(
+    server: ScriptedServer, client: rawkeep.Client
+) -> None:
+    def parts() -> Iterator[Any]:
+        yield b"fine, "
+        yield 42
+
+    with pytest.raises(TypeError, match="must give bytes, and gave a int"):
+        client.post(server.url, content=parts())
+    stats = client.pool_stats()
+    assert stats.active == 0
+    assert stats.idle == 0
+    assert client.get(server.url + "/after").content == b"/after"
