@@ -66,11 +66,10 @@ class AsyncPool(PoolShell["AsyncConnection"]):
         self._opener = opener
         self._lock = _UNLOCKED
         #: One future per waiting task; a change in the books wakes them all.
-        self._waiting: set[asyncio.Future[None]] = set()
-        self._waiters = 0
+        self._waiters: set[asyncio.Future[None]] = set()
 
     def _wake(self) -> None:
-        for future in self._waiting:
+        for future in self._waiters:
             if not future.done():
                 future.set_result(None)
 
@@ -140,13 +139,11 @@ class AsyncPool(PoolShell["AsyncConnection"]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         timer = None if timeout is None else loop.call_later(timeout, _settle, future)
-        self._waiting.add(future)
-        self._waiters += 1
+        self._waiters.add(future)
         try:
             await future
         finally:
-            self._waiters -= 1
-            self._waiting.discard(future)
+            self._waiters.discard(future)
             if timer is not None:
                 timer.cancel()
 

@@ -301,17 +301,15 @@ class Client(ClientBase):
             asks_to_close=request.asks_to_close,
         )
         head = early if early is not None else conn.receive_head(limits.read)
-        if whole:
-            response = self._answered_whole(conn, head, request)
-            if response is not None:
-                return response
+        content = self._content_at_hand(conn, head) if whole else None
         return Response._from_head(
             head,
             request.url_text,
-            BodyStream(conn, self._pool, limits.read),
+            None if content is not None else BodyStream(conn, self._pool, limits.read),
             connection_id=conn.id,
             reused=conn.reused,
             max_decoded_size=self._max_decoded_size,
+            content=content,
         )
 
     # -- connections ----------------------------------------------------------------

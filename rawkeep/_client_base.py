@@ -29,7 +29,6 @@ from ._connect import Connector
 from ._events import Emitter, RequestRetried, now
 from ._exceptions import ProxyError, RemoteProtocolError, TooManyRedirects, with_context
 from ._keepalive import ExpiryRules
-from ._models import Response
 from ._pool_core import PoolLimits
 from ._prepare import RequestFactory
 from ._redirects import is_redirect
@@ -52,6 +51,7 @@ if TYPE_CHECKING:
     from ._exceptions import RawkeepError
     from ._exchange import Head
     from ._headers import HeadersInput
+    from ._models import Response
     from ._pool_core import Pooled, PoolStats
     from ._pool_shell import PoolShell
     from ._request import Content, FormInput, Request
@@ -162,29 +162,18 @@ class ClientBase:
 
     # -- after: the response ---------------------------------------------------------
 
-    def _answered_whole(
-        self, conn: ConnectionCore, head: Head, request: Request
-    ) -> Response | None:
-        """For ``request()``, which reads the body anyway: when all of it
-        came with the head and needs no decoding (most small responses),
-        the cycle ends here and the connection goes back to the pool at
-        once; the response holds its content. None: the body is read
-        through a body stream, as in ``stream()``."""
+    def _content_at_hand(self, conn: ConnectionCore, head: Head) -> bytes | None:
+        """For ``request()``, which reads the body anyway: the whole body,
+        when it all came with the head and needs no decoding (most small
+        responses); the cycle then ends here and the connection goes back to
+        the pool at once. None: the body is read through a body stream, as
+        in ``stream()``."""
         if head.content_encoding is not None:
             return None
         content = conn.take_whole_body()
-        if content is None:
-            return None
-        self._pool.release(conn)
-        return Response._from_head(
-            head,
-            request.url_text,
-            None,
-            connection_id=conn.id,
-            reused=conn.reused,
-            max_decoded_size=self._max_decoded_size,
-            content=content,
-        )
+        if content is not None:
+            self._pool.release(conn)
+        return content
 
     def _next_request(
         self, request: Request, response: Response, follow: bool, history: list[Response]

@@ -188,19 +188,23 @@ class Response:
         Used for redirect responses: their bodies are kept for ``history``
         when cheap, and the connection is reused either way when possible.
         """
-        length = self.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) <= DRAIN_LIMIT:
+        if self._small_body():
             self.read()
         else:
             self.close()
 
     async def _aread_or_close(self) -> None:
         """``_read_or_close`` for a response from ``AsyncClient``."""
-        length = self.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) <= DRAIN_LIMIT:
+        if self._small_body():
             await self.aread()
         else:
             await self.aclose()
+
+    def _small_body(self) -> bool:
+        """The body announces at most DRAIN_LIMIT bytes: reading it costs
+        less than losing the connection."""
+        length = self.headers.get("content-length")
+        return length is not None and length.isdigit() and int(length) <= DRAIN_LIMIT
 
     @property
     def text(self) -> str:

@@ -40,6 +40,8 @@ class Pool(PoolShell["Connection"]):
         limits: the connection limits and expiry rules.
     """
 
+    _waiters: int  # threads waiting on the condition
+
     def __init__(self, *, opener: Opener, emitter: Emitter, limits: PoolLimits) -> None:
         super().__init__(emitter, limits)
         self._opener = opener

@@ -85,9 +85,10 @@ class PoolShell(Generic[C]):
     """
 
     _lock: AbstractContextManager[object]
-    #: Callers waiting for a free connection (kept by the subclass): when
-    #: none do, giving a connection back wakes nobody.
-    _waiters: int
+    #: Callers waiting for a free connection, kept by the subclass (a count
+    #: of threads, the set of tasks' futures): true when someone waits; when
+    #: nobody does, giving a connection back wakes nobody.
+    _waiters: object
 
     def __init__(self, emitter: Emitter, limits: PoolLimits) -> None:
         self._emitter = emitter
