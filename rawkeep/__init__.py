@@ -24,6 +24,7 @@ from ._events import (
     ConnectionOpened,
     ConnectionReused,
     Event,
+    IdleLimitLearned,
     RequestRetried,
     StaleConnectionDiscarded,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "ConnectionOpened",
     "ConnectionReused",
     "Event",
+    "IdleLimitLearned",
     "RequestRetried",
     "StaleConnectionDiscarded",
     # errors

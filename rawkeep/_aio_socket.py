@@ -32,11 +32,9 @@ Timeouts are per operation, as in ``_socket``: each wait for bytes, each
 wait for the write buffer to drain. A wait is a future and a deadline; the
 stream keeps one timer, armed only when none is pending at or before the
 deadline. When it fires early (an earlier wait's deadline), it re-arms for
-the current one. A ``call_later`` per wait, with its cancel, cost about a
-tenth of a small keep-alive exchange; this way a stream arms about one
-timer per timeout period. ``asyncio.wait_for`` (a task per call) is kept
-for connecting, where one deadline bounds TCP connect and the TLS
-handshake.
+the current one: about one timer per timeout period, where a ``call_later``
+per wait cost a tenth of a small exchange. Connecting keeps ``wait_for``
+(a task per call): one deadline bounds TCP connect and the TLS handshake.
 
 The idle probe
 --------------
@@ -51,15 +49,13 @@ looked, and ``is_readable`` answers it from three attributes, with no
 system call. (Reading is paused only with bytes buffered, which is
 "readable" already.) What it cannot see is what the loop has not looked at
 yet: a FIN that reached the kernel since the loop's last ``select``, or is
-still on the network. The sync probe has the second half of that window
-too; both are the keep-alive race, which retries cover.
+still on the network (the sync probe misses that too: the keep-alive race).
 
 Closing
 -------
-``close`` aborts the transport: the socket is closed at once, with no TLS
-close_notify and no wait for unsent bytes, as ``Stream.close`` closes its
-socket (a close_notify or a flush could wait on a dead peer; HTTP/1.1
-framing, not close_notify, marks the end of each response).
+``close`` aborts the transport, as ``Stream.close`` closes its socket: no
+TLS close_notify, no wait for unsent bytes (either could wait on a dead
+peer; HTTP/1.1 framing, not close_notify, marks each response's end).
 """
 
 from __future__ import annotations
@@ -81,6 +77,7 @@ from ._io_errors import (
     tls_timed_out,
     write_timed_out,
 )
+from ._tcp_info import fin_ago
 
 if TYPE_CHECKING:
     import ssl
@@ -336,6 +333,9 @@ class AsyncStream:
         call: the loop told the protocol (see "The idle probe" above)."""
         protocol = self._protocol
         return bool(protocol.size) or protocol.eof or protocol.lost or self._closed
+
+    def fin_ago(self) -> float | None:  # since the peer's FIN came (``_tcp_info``)
+        return fin_ago(self._transport.get_extra_info("socket"))
 
     async def _wait(self, slot: str, timeout: float | None) -> bool:
         """Wait until the protocol wakes ``slot``'s waiter (True) or

@@ -221,6 +221,7 @@ class ClientBase:
             raise exc
         if not isinstance(exc, RemoteProtocolError):
             raise exc  # timeouts and local errors are never the race
+        self._pool.learn_race(conn)
         why_not = self._why_not_retry(request, attempt)
         if why_not is not None:
             raise RemoteProtocolError(

@@ -71,6 +71,9 @@ class Transport(Protocol):
     def is_readable(self) -> bool:
         """Bytes or the peer's close are waiting to be read (never blocks)."""
 
+    def fin_ago(self) -> float | None:
+        """Seconds since the peer's FIN arrived (None: not known)."""
+
     def close(self) -> None:
         """Close it. Idempotent."""
 
@@ -246,13 +249,16 @@ class ConnectionCore:
         for why this works."""
         return self._stream.is_readable()
 
-    def start_reuse(self) -> None:
+    def fin_ago(self) -> float | None:
+        """Seconds since the server's FIN arrived on this connection, which
+        it closed (None: not known; see ``_tcp_info``)."""
+        return self._stream.fin_ago()
+
+    def start_reuse(self, now: float) -> None:
         """Note that the next request goes over this already-used connection."""
         self.reused = True
         self.is_reusable = False
-        life = self.life
-        if life.server_requests_left is not None:
-            life.server_requests_left -= 1  # the server's Keep-Alive max
+        self.life.become_reused(now)
 
     def close(self) -> None:
         """Close the socket. Idempotent."""

@@ -31,7 +31,9 @@ __all__ = [
     "Emitter",
     "Event",
     "EventCallback",
+    "Evidence",
     "ExpiryReason",
+    "IdleLimitLearned",
     "RequestRetried",
     "StaleConnectionDiscarded",
 ]
@@ -67,10 +69,15 @@ _found: list[logging.Logger] = []
 #: Why a connection was retired by a keep-alive rule.
 ExpiryReason: TypeAlias = Literal[
     "idle_timeout",  # idle longer than the client's idle_timeout
-    "server_keep_alive",  # the server's Keep-Alive timeout or max would be passed
+    # the server's Keep-Alive timeout or max would be passed, or the idle
+    # limit learned from its closes when it announces none (IdleLimitLearned)
+    "server_keep_alive",
     "max_requests",  # served max_requests_per_connection responses
     "max_age",  # older than max_connection_age
 ]
+
+#: How a connection showed the server's idle limit (see ``_learned``).
+Evidence: TypeAlias = Literal["fin", "probe", "race", "kept_longer"]
 
 #: Why a connection was closed, other than expiry or staleness.
 CloseReason: TypeAlias = Literal[
@@ -183,6 +190,30 @@ class RequestRetried(Event):
     error: str
 
 
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IdleLimitLearned(Event):
+    """A connection showed how long the server keeps idle connections, and
+    what the pool knows of it changed (see ``rawkeep._learned``).
+
+    ``connection_id`` is the connection that showed it.
+
+    Attributes:
+        idle_limit: the idle limit now assumed, in seconds (retired before
+            it, like an announced ``Keep-Alive: timeout``); None when it is
+            forgotten (a connection lived clearly longer).
+        evidence: ``"fin"`` (the server's close, timed by the kernel),
+            ``"probe"`` (a close found by the stale probe: at most this
+            long), ``"race"`` (a request met the close on its way) or
+            ``"kept_longer"``.
+        idle_for: how long the connection had been idle when it showed it.
+    """
+
+    idle_limit: float | None
+    evidence: Evidence
+    idle_for: float
+
+
 #: The signature of ``on_event``.
 EventCallback: TypeAlias = Callable[[Event], None]
 
@@ -239,6 +270,9 @@ def describe(event: Event) -> str:
         return f"{head} idle {event.idle_for:.3f} s, {event.responses} served"
     if isinstance(event, ConnectionExpired | ConnectionClosed):
         return f"{head} reason={event.reason}"
+    if isinstance(event, IdleLimitLearned):
+        limit = "forgotten" if event.idle_limit is None else f"{event.idle_limit:.3f} s"
+        return f"{head} idle limit {limit} ({event.evidence}, idle {event.idle_for:.3f} s)"
     if isinstance(event, RequestRetried):
         error = " ".join(event.error.split())  # one line, whatever the error text
         return f"{head} {event.method} {event.url} attempt {event.attempt}: {error}"

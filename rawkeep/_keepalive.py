@@ -12,8 +12,9 @@ The rules, in the order they are applied:
    the response that carried it (Apache's count); at 0, retire. Final.
 3. ``max_connection_age`` (the client's): that long after connecting.
 4. Idle limits: the server's ``Keep-Alive: timeout=N`` less a margin (see
-   ``server_timeout_margin``), and the client's ``idle_timeout``; the
-   shorter one applies and names the reason.
+   ``server_timeout_margin``), the limit learned from the server's own
+   closes when it announces none or closes sooner (``_learned``), and the
+   client's ``idle_timeout``; the shortest one applies and names the reason.
 
 The time rules come down to one moment, worked out when a connection goes
 idle (``Lifetime.expires_at``): taking it from the pool is then one
@@ -78,9 +79,11 @@ class Lifetime:
         "created_at",
         "expires_at",
         "idle_since",
+        "last_idle",
         "responses",
         "server_idle_limit",
         "server_requests_left",
+        "server_unretryable_limit",
         "state",
     )
 
@@ -96,6 +99,11 @@ class Lifetime:
         #: requests it accepts.
         self.server_idle_limit: float | None = None
         self.server_requests_left: int | None = None
+        #: The same timeout less the wider margin of requests that can't be
+        #: sent again (``_learned.unretryable_margin``).
+        self.server_unretryable_limit: float | None = None
+        #: Seconds it had been idle when last taken for reuse.
+        self.last_idle = 0.0
 
     # -- facts, as they happen ------------------------------------------------
 
@@ -103,16 +111,20 @@ class Lifetime:
         """What a response's ``Keep-Alive`` header said (None: not said)."""
         if timeout is not None:
             self.server_idle_limit = timeout - server_timeout_margin(timeout)
+            self.server_unretryable_limit = timeout - 2 * server_timeout_margin(timeout)
         if max_ is not None:
             self.server_requests_left = max_
 
     # -- the pool's moves -----------------------------------------------------
 
-    def become_idle(self, now: float, rules: ExpiryRules) -> ExpiryReason | None:
+    def become_idle(
+        self, now: float, rules: ExpiryRules, learned: float | None = None
+    ) -> ExpiryReason | None:
         """Enter the pool at ``now``, unless a rule already retires it: then
-        that rule, and the state is left for the caller to close."""
+        that rule, and the state is left for the caller to close.
+        ``learned``: the idle limit learned for the route (see ``_learned``)."""
         self.idle_since = now
-        reason, expires_at = self._judge(now, rules)
+        reason, expires_at = self._judge(now, rules, learned)
         if reason is None:
             self.state = ConnectionState.IDLE
             self.expires_at = expires_at
@@ -122,16 +134,37 @@ class Lifetime:
         """Taken from the pool (or never in it) to carry a request."""
         self.state = ConnectionState.ACTIVE
 
+    def become_reused(self, now: float) -> None:
+        """Taken from the pool to carry another request at ``now``."""
+        self.last_idle = now - self.idle_since
+        if self.server_requests_left is not None:
+            self.server_requests_left -= 1  # the server's Keep-Alive max
+
     def become_closed(self) -> None:
         self.state = ConnectionState.CLOSED
 
     # -- questions ------------------------------------------------------------
 
-    def expiry_reason(self, now: float, rules: ExpiryRules) -> ExpiryReason | None:
-        """Which rule, if any, forbids reusing this idle connection at ``now``."""
-        return self._judge(now, rules)[0]
+    def expiry_reason(
+        self, now: float, rules: ExpiryRules, learned: float | None = None
+    ) -> ExpiryReason | None:
+        """Which rule, if any, forbids reusing this idle connection at ``now``;
+        if none, notes when the first time-based rule will (a learned limit
+        may have moved or lapsed since it went idle)."""
+        reason, expires_at = self._judge(now, rules, learned)
+        if reason is None:
+            self.expires_at = expires_at
+        return reason
 
-    def _judge(self, now: float, rules: ExpiryRules) -> tuple[ExpiryReason | None, float]:
+    def may_carry_unretryable(self, now: float) -> bool:
+        """Whether the server's announced timeout leaves room, at ``now``, for
+        a request that can't be sent again."""
+        limit = self.server_unretryable_limit
+        return limit is None or now - self.idle_since < limit
+
+    def _judge(
+        self, now: float, rules: ExpiryRules, learned: float | None = None
+    ) -> tuple[ExpiryReason | None, float]:
         """The rule that retires the connection at ``now``, else None and the
         moment the first time-based rule will."""
         if rules.max_requests is not None and self.responses >= rules.max_requests:
@@ -143,15 +176,15 @@ class Lifetime:
             expires_at = self.created_at + rules.max_age
             if now >= expires_at:
                 return "max_age", now
+        limit = rules.idle_timeout
+        reason: ExpiryReason = "idle_timeout"
         server_limit = self.server_idle_limit
-        idle_timeout = rules.idle_timeout
-        reason: ExpiryReason
-        if server_limit is not None and (idle_timeout is None or server_limit <= idle_timeout):
-            limit: float | None = server_limit
+        if server_limit is not None and (limit is None or server_limit <= limit):
+            limit = server_limit
             reason = "server_keep_alive"
-        else:
-            limit = idle_timeout
-            reason = "idle_timeout"
+        if learned is not None and (limit is None or learned < limit):
+            limit = learned
+            reason = "server_keep_alive"
         if limit is not None:
             if now - self.idle_since >= limit:
                 return reason, now

@@ -38,17 +38,16 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from ._exceptions import ClientClosed, PoolTimeout
 from ._keepalive import NEVER, ConnectionState
+from ._learned import MAX_LEARNED, Lesson, adopt, matches
+from ._pool_books import Doomed, Pooled, PoolStats, RouteBooks
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from ._events import CloseReason
-    from ._keepalive import ExpiryRules, Lifetime
+    from ._events import Evidence
+    from ._keepalive import ExpiryRules
     from ._url import Route
 
 __all__ = ["SWEEP_INTERVAL", "Doomed", "PoolCore", "PoolLimits", "PoolStats", "Pooled"]
@@ -56,91 +55,8 @@ __all__ = ["SWEEP_INTERVAL", "Doomed", "PoolCore", "PoolLimits", "PoolStats", "P
 #: Seconds between sweeps of every route's idle connections for expiry.
 SWEEP_INTERVAL: Final = 1.0
 
-
-class Pooled(Protocol):
-    """What the core needs of a connection: its identity, its keep-alive
-    facts, and the verdict of its last exchange."""
-
-    id: int
-    route: Route
-    life: Lifetime
-    #: The current request runs on a connection that served before.
-    reused: bool
-    #: Why the finished exchange forbids another (None: it allows one).
-    close_reason: CloseReason | None
-
-    @property
-    def response_started(self) -> bool:
-        """Some byte of the current response arrived."""
-
-    @property
-    def is_reusable(self) -> bool: ...
-
-    def carries_unretryable(self) -> bool: ...
-
-
 #: The shell's connection type: the core hands back what it was given.
 C = TypeVar("C", bound=Pooled)
-
-
-@dataclass(frozen=True, slots=True)
-class Doomed(Generic[C]):
-    """A connection taken out of the books, for the shell to close."""
-
-    conn: C
-    #: An expiry reason when ``expired``, else a close reason.
-    reason: str
-    expired: bool
-
-
-@final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PoolStats:
-    """A snapshot of the pool's counters.
-
-    Attributes:
-        opened: connections ever opened.
-        reused: responses served over a reused connection.
-        closed: connections ever closed, whatever the reason.
-        idle: connections now idle in the pool.
-        active: connections now carrying a request.
-        per_host: the same counts per origin (``"http://host:port"``);
-            empty in the per-origin entries themselves.
-    """
-
-    opened: int
-    reused: int
-    closed: int
-    idle: int
-    active: int
-    per_host: Mapping[str, PoolStats] = field(default_factory=dict)
-
-
-class _Host(Generic[C]):
-    """Bookkeeping for one route."""
-
-    __slots__ = ("active", "closed", "idle", "open", "opened", "reused", "waiters")
-
-    def __init__(self) -> None:
-        # Lists, not deques: an empty deque costs 760 bytes, a list 56, and
-        # a route has at most max_connections_per_host idle connections.
-        self.idle: list[C] = []  # oldest first, freshest last
-        #: Callers waiting for a connection, in arrival order (see ``enqueue``).
-        self.waiters: list[object] = []
-        self.open = 0  # open or connecting: what counts against the limits
-        self.active = 0
-        self.opened = 0
-        self.closed = 0
-        self.reused = 0
-
-    def stats(self) -> PoolStats:
-        return PoolStats(
-            opened=self.opened,
-            reused=self.reused,
-            closed=self.closed,
-            idle=len(self.idle),
-            active=self.active,
-        )
 
 
 class PoolLimits:
@@ -182,7 +98,7 @@ class PoolCore(Generic[C]):
         self._max_total = max_connections
         self._max_per_host = max_connections_per_host
         self.rules = rules
-        self._hosts: dict[Route, _Host[C]] = {}
+        self._hosts: dict[Route, RouteBooks[C]] = {}
         #: Every idle connection, longest idle first (a dict keeps its keys
         #: in insertion order, and connections go idle in time order): what
         #: eviction looks at, however many routes the pool has seen.
@@ -198,6 +114,11 @@ class PoolCore(Generic[C]):
         self._open = 0
         self._last_sweep = now
         self.is_closed = False
+        #: Routes with a learned idle limit, least recently changed first.
+        self._learned: dict[Route, None] = {}
+        #: What was learned and not told yet: the shell turns these into
+        #: events and clears the list.
+        self.lessons: list[Lesson] = []
 
     # -- handing connections out ----------------------------------------------
 
@@ -211,7 +132,9 @@ class PoolCore(Generic[C]):
         conn = host.idle[-1]
         if now >= conn.life.expires_at or now - self._last_sweep >= SWEEP_INTERVAL:
             return None
-        if not (retryable or conn.carries_unretryable()):
+        if (not retryable or host.learned is not None) and not self._fits(
+            host, conn, now, retryable
+        ):
             return None
         host.idle.pop()
         del self._idle_order[conn]
@@ -243,7 +166,7 @@ class PoolCore(Generic[C]):
         doomed: list[Doomed[C]] = []
         host = self._hosts.get(route)
         if host is None:
-            host = self._hosts[route] = _Host[C]()
+            host = self._hosts[route] = RouteBooks[C]()
         if host.waiters and host.waiters[0] is not waiter:
             return None, doomed, False  # not this caller's turn
         if now - self._last_sweep >= SWEEP_INTERVAL:
@@ -302,20 +225,23 @@ class PoolCore(Generic[C]):
         self._open -= 1
 
     def _pop_idle(
-        self, host: _Host[C], now: float, doomed: list[Doomed[C]], retryable: bool
+        self, host: RouteBooks[C], now: float, doomed: list[Doomed[C]], retryable: bool
     ) -> C | None:
         """The route's freshest idle connection that no rule retires and that
         may carry this request. Expired ones on the way are doomed; ones
         passed over stay idle, in their order."""
         found = None
         expired: list[Doomed[C]] = []
+        learned = host.learned_limit(now)
         for conn in reversed(host.idle):  # freshest first
             reason = None
             if now >= conn.life.expires_at:
-                reason = conn.life.expiry_reason(now, self.rules)
+                reason = conn.life.expiry_reason(now, self.rules, learned)
+            elif learned is not None and now - conn.life.idle_since >= learned:
+                reason = "server_keep_alive"  # learned since it went idle
             if reason is not None:
                 expired.append(Doomed(conn, reason, expired=True))
-            elif retryable or conn.carries_unretryable():
+            elif self._fits(host, conn, now, retryable):
                 found = conn
                 break
         for gone in expired:
@@ -330,13 +256,24 @@ class PoolCore(Generic[C]):
         host.active += 1
         return conn
 
-    def _has_room(self, host: _Host[C]) -> bool:
+    @staticmethod
+    def _fits(host: RouteBooks[C], conn: C, now: float, retryable: bool) -> bool:
+        """Whether an idle connection may carry this request: one that can't
+        be sent again keeps well inside the server's limit, announced or
+        learned (see ``_learned``), and away from connections that carry a
+        risk of their own (``carries_unretryable``)."""
+        learned = host.learned
+        if learned is not None and not learned.allows(now - conn.life.idle_since, retryable, now):
+            return False
+        return retryable or (conn.carries_unretryable() and conn.life.may_carry_unretryable(now))
+
+    def _has_room(self, host: RouteBooks[C]) -> bool:
         if self._max_per_host is not None and host.open >= self._max_per_host:
             return False
         return self._max_total is None or self._open < self._max_total
 
     def _evict_for(
-        self, route: Route, host: _Host[C], doomed: list[Doomed[C]], *, own: bool
+        self, route: Route, host: RouteBooks[C], doomed: list[Doomed[C]], *, own: bool
     ) -> None:
         """At a limit: close the longest-idle connection that frees a slot
         for this route: another route's when the overall limit is the
@@ -372,11 +309,12 @@ class PoolCore(Generic[C]):
             life = conn.life
             if life.state is not ConnectionState.IDLE:
                 continue  # taken since: scheduled again when it comes back
-            reason = life.expiry_reason(now, self.rules)
+            host = self._hosts[conn.route]
+            reason = life.expiry_reason(now, self.rules, host.learned_limit(now))
             if reason is None:
                 self._schedule(conn)  # in use since, and idle again
                 continue
-            self._forget(self._hosts[conn.route], conn)
+            self._forget(host, conn)
             doomed.append(Doomed(conn, reason, expired=True))
 
     def _schedule(self, conn: C) -> None:
@@ -389,7 +327,7 @@ class PoolCore(Generic[C]):
         self._scheduled[conn] = moment
         heapq.heappush(self._due, (moment, next(self._tie), conn))
 
-    def _forget(self, host: _Host[C], conn: C) -> None:
+    def _forget(self, host: RouteBooks[C], conn: C) -> None:
         """The books for an idle connection that will be closed."""
         host.idle.remove(conn)  # usually the first or the last
         del self._idle_order[conn]
@@ -419,6 +357,8 @@ class PoolCore(Generic[C]):
         host.active -= 1
         if conn.reused:
             host.reused += 1
+            if host.learned is not None:
+                self._kept(host, conn)
         reason: str | None = conn.close_reason
         if reason is None and not conn.is_reusable:
             reason = "error"
@@ -426,7 +366,7 @@ class PoolCore(Generic[C]):
         if reason is None and self.is_closed:
             reason = "client_closed"
         if reason is None:
-            reason = conn.life.become_idle(now, self.rules)
+            reason = conn.life.become_idle(now, self.rules, host.learned_limit(now))
             expired = reason is not None
         if reason is None:
             host.idle.append(conn)
@@ -439,6 +379,46 @@ class PoolCore(Generic[C]):
         self._open -= 1
         conn.life.become_closed()
         return Doomed(conn, reason, expired)
+
+    # -- learning the server's idle limit (see ``_learned``) ---------------------
+
+    def learn_close(self, conn: C, idle: float, evidence: Evidence, now: float) -> None:
+        """``conn`` was seen closed by the server ``idle`` seconds after it
+        went idle (exactly, or at most: see ``Evidence``)."""
+        host = self._hosts.get(conn.route)
+        if host is None:
+            return
+        idle = max(idle, 0.0)  # the kernel's milliseconds, rounded
+        if host.learned is None:
+            host.learned, host.candidate = adopt(host.candidate, idle, now)
+            if host.learned is None:
+                return
+        elif not host.learned.closed(idle, evidence, now):
+            return
+        self._remember(conn.route)
+        self.lessons.append(Lesson(conn.route, conn.id, host.learned.limit, evidence, idle))
+
+    def _kept(self, host: RouteBooks[C], conn: C) -> None:
+        """A reused connection carried a whole exchange: if it had been idle
+        clearly longer than the learned limit, the server keeps connections
+        longer now, and the limit is forgotten."""
+        learned = host.learned
+        idle = conn.life.last_idle
+        if learned is None or idle <= learned.limit or matches(idle, learned.limit):
+            return
+        host.learned = None
+        self._learned.pop(conn.route, None)
+        self.lessons.append(Lesson(conn.route, conn.id, None, "kept_longer", idle))
+
+    def _remember(self, route: Route) -> None:
+        """Note that ``route``'s learned limit changed; past ``MAX_LEARNED``
+        routes, the one changed longest ago forgets its own."""
+        self._learned.pop(route, None)
+        self._learned[route] = None
+        if len(self._learned) > MAX_LEARNED:
+            oldest = next(iter(self._learned))
+            del self._learned[oldest]
+            self._hosts[oldest].learned = None
 
     def retire(self, conn: C, *, stale: bool = False) -> bool:
         """An active connection that will be closed unused or after a failure:

@@ -38,6 +38,7 @@ from ._events import (
     ConnectionOpened,
     ConnectionReused,
     Emitter,
+    IdleLimitLearned,
     StaleConnectionDiscarded,
     now,
 )
@@ -66,7 +67,11 @@ class ShellConnection(Pooled, Protocol):
         """Whether the idle connection was closed by the peer (or holds
         bytes nobody asked for)."""
 
-    def start_reuse(self) -> None:
+    def fin_ago(self) -> float | None:
+        """Seconds since the server's FIN arrived, for a connection it
+        closed (None: not known)."""
+
+    def start_reuse(self, now: float) -> None:
         """Note that the next request goes over this already-used connection."""
 
     def close(self) -> None:
@@ -176,23 +181,69 @@ class PoolShell(Generic[C]):
         """Outside the lock, for an idle connection just taken: probe it;
         a stale one is discarded (False), a live one is handed out."""
         if conn.is_stale():
+            mono, ago = time.monotonic(), conn.fin_ago()
             event = self._retire(conn, "stale", stale=True)
             if events is not None and event is not None:
                 events.append(event)
+            self._learn_stale(conn, mono, ago, events)
             return False
-        conn.start_reuse()
+        life = conn.life
+        conn.start_reuse(time.monotonic())
         if events is not None:
-            life = conn.life
             events.append(
                 ConnectionReused(
                     connection_id=conn.id,
                     origin=conn.origin_str,
                     time=now(),
-                    idle_for=time.monotonic() - life.idle_since,
+                    idle_for=life.last_idle,
                     responses=life.responses,
                 )
             )
         return True
+
+    # -- what the connections show of the server's idle limit (``_learned``) ----
+
+    def _learn_stale(
+        self, conn: C, mono: float, ago: float | None, events: list[Event] | None
+    ) -> None:
+        """An idle connection found closed at ``mono``: when, exactly if the
+        kernel said when the FIN came (``ago`` seconds before), else at most
+        then."""
+        idle = mono - conn.life.idle_since
+        with self._lock:
+            if ago is None:
+                self._core.learn_close(conn, idle, "probe", mono)
+            else:
+                self._core.learn_close(conn, idle - ago, "fin", mono)
+            self._take_lessons(events)
+
+    def learn_race(self, conn: C) -> None:
+        """A request sent on reused ``conn`` met the server's close on the
+        way: the server closes connections idle about as long as this one
+        had been."""
+        events: list[Event] | None = [] if self._emitter.enabled else None
+        with self._lock:
+            self._core.learn_close(conn, conn.life.last_idle, "race", time.monotonic())
+            self._take_lessons(events)
+        if events:
+            self._emit_all(events)
+
+    def _take_lessons(self, events: list[Event] | None) -> None:
+        """Under the lock: what the core learned, as events."""
+        lessons = self._core.lessons
+        if events is not None:
+            events.extend(
+                IdleLimitLearned(
+                    connection_id=lesson.conn_id,
+                    origin=str(lesson.route.origin),
+                    time=now(),
+                    idle_limit=lesson.limit,
+                    evidence=lesson.evidence,
+                    idle_for=lesson.idle,
+                )
+                for lesson in lessons
+            )
+        lessons.clear()
 
     def _opened(self, route: Route, conn: C, started: float, events: list[Event] | None) -> None:
         """A connection opened in a reserved slot: the core counts it."""
@@ -230,12 +281,18 @@ class PoolShell(Generic[C]):
     def release(self, conn: C) -> None:
         """Take back a connection whose cycle finished: keep it idle if it
         is reusable and no rule retires it, else close it."""
+        events: list[Event] | None = None
         with self._lock:
             doomed = self._core.checkin(conn, time.monotonic())
             if self._waiters:
                 self._wake()
+            if self._core.lessons:
+                events = [] if self._emitter.enabled else None
+                self._take_lessons(events)
         if doomed is not None:
             self._close_and_emit([doomed])
+        if events:
+            self._emit_all(events)
 
     def discard(self, conn: C, reason: CloseReason = "error") -> None:
         """Close a connection that can't be reused (a failure, an unread

@@ -79,6 +79,7 @@ from ._io_errors import (
     tls_failed,
     write_timed_out,
 )
+from ._tcp_info import fin_ago
 
 if TYPE_CHECKING:
     import ssl
@@ -284,6 +285,10 @@ class Stream:
         if not readable:
             self._tcp_probe = False
         return readable
+
+    def fin_ago(self) -> float | None:
+        """Seconds since the peer's FIN arrived (see ``_tcp_info``)."""
+        return fin_ago(self._sock)
 
     def start_tls(
         self, context: ssl.SSLContext, server_hostname: str, timeout: float | None

@@ -43,6 +43,7 @@ PUBLIC_NAMES = frozenset(
         "StaleConnectionDiscarded",
         "ConnectionClosed",
         "RequestRetried",
+        "IdleLimitLearned",
         # errors
         "RawkeepError",
         "InvalidURL",

@@ -18,6 +18,7 @@ from .._events import (
     ConnectionOpened,
     ConnectionReused,
     Event,
+    IdleLimitLearned,
     RequestRetried,
     StaleConnectionDiscarded,
 )
@@ -78,6 +79,7 @@ class Story:
         self._pending: str | None = None  # request line not printed yet
         self._last: str | None = None  # request line printed last
         self._keep_alive: dict[int, str] = {}  # connection id -> its last Keep-Alive
+        self._learned: dict[str, float] = {}  # origin -> idle limit learned
         self._closed: set[int] = set()
         self.requests = 0
         self.responses = 0
@@ -100,6 +102,11 @@ class Story:
         self._pending = f"> {method} {URL(url).target} HTTP/1.1"
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, IdleLimitLearned):
+            if event.idle_limit is None:
+                self._learned.pop(event.origin, None)
+            else:
+                self._learned[event.origin] = round(event.idle_limit, 3)
         if isinstance(event, RequestRetried):
             self.retries += 1
             self._pending = self._last  # the same request goes out again
@@ -133,6 +140,8 @@ class Story:
                 f"retrying {event.method} on a new connection"
                 f" (attempt {event.attempt}; #{cid}: {event.error})"
             )
+        if isinstance(event, IdleLimitLearned):
+            return _learned_words(event)
         return type(event).__name__
 
     def _expiry_words(self, event: ConnectionExpired) -> str:
@@ -146,6 +155,9 @@ class Story:
             return "older than the maximum connection age"
         header = self._keep_alive.get(event.connection_id)
         if header is None:
+            learned = self._learned.get(event.origin)
+            if learned is not None:
+                return f"near the idle limit learned from the server's closes ({learned:g} s)"
             return "the server's Keep-Alive limit"
         timeout, max_ = parse_keep_alive([header])
         if max_ == 0 or timeout is None:
@@ -251,3 +263,20 @@ class Progress:
         # \r returns to the start of the line; ESC [K clears the rest of it.
         self._stream.write(f"\r{line}\x1b[K")
         self._stream.flush()
+
+
+#: What each kind of evidence showed, in words.
+_EVIDENCE_WORDS: Final = {
+    "fin": "the kernel timed its close",
+    "probe": "found closed by the probe",
+    "race": "the close crossed a request",
+    "kept_longer": "it carried a request",
+}
+
+
+def _learned_words(event: IdleLimitLearned) -> str:
+    how = _EVIDENCE_WORDS.get(event.evidence, event.evidence)
+    seen = f"connection #{event.connection_id} idle {duration(event.idle_for)}: {how}"
+    if event.idle_limit is None:
+        return f"{event.origin} keeps idle connections longer than learned ({seen}); forgotten"
+    return f"{event.origin} closes idle connections after {duration(event.idle_limit)} ({seen})"

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import rawkeep
+import rawkeep
 
 
 class EventRecorder:
@@ -24,12 +23,17 @@ class EventRecorder:
         with self._lock:
             return list(self.events)
 
+    def lifecycle(self) -> list[rawkeep.Event]:
+        """The events of connections' lives: every event but
+        ``IdleLimitLearned``, which tells of the server (``of_type`` has it)."""
+        return [e for e in self.snapshot() if not isinstance(e, rawkeep.IdleLimitLearned)]
+
     def summary(self) -> list[tuple[str, str | None]]:
-        """``[(event class name, reason or None)]`` in order of emission."""
-        return [(type(e).__name__, getattr(e, "reason", None)) for e in self.snapshot()]
+        """``[(event class name, reason or None)]`` of ``lifecycle()``, in order."""
+        return [(type(e).__name__, getattr(e, "reason", None)) for e in self.lifecycle()]
 
     def names(self) -> list[str]:
-        return [type(e).__name__ for e in self.snapshot()]
+        return [type(e).__name__ for e in self.lifecycle()]
 
     def of_type(self, name: str) -> list[Any]:
         return [e for e in self.snapshot() if type(e).__name__ == name]
@@ -43,7 +47,7 @@ class EventRecorder:
         Independent of how the stories of several connections interleave.
         """
         stories: dict[int, list[tuple[str, str | None]]] = {}
-        for event in self.snapshot():
+        for event in self.lifecycle():
             if type(event).__name__ == "RequestRetried":
                 continue
             stories.setdefault(event.connection_id, []).append(
