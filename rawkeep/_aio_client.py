@@ -245,14 +245,20 @@ class AsyncClient(ClientBase):
                 retryable=request.is_retryable,
             )
             try:
-                return await self._send_once(conn, request, limits, whole)
+                response = await self._send_once(conn, request, limits, whole)
             except RawkeepError as exc:
                 self._pool.discard(conn)
                 self._retry_or_raise(conn, request, attempt, exc)
                 attempt += 1
+                continue
             except BaseException:
                 self._pool.discard(conn)
                 raise
+            if not self._repeat_after_408(conn, request, response, attempt):
+                return response
+            with contextlib.suppress(RawkeepError):
+                await response.aclose()
+            attempt += 1
 
     async def _send_once(
         self, conn: AsyncConnection, request: Request, limits: Timeout, whole: bool

@@ -276,14 +276,20 @@ class Client(ClientBase):
                 retryable=request.is_retryable,
             )
             try:
-                return self._send_once(conn, request, limits, whole)
+                response = self._send_once(conn, request, limits, whole)
             except RawkeepError as exc:
                 self._pool.discard(conn)
                 self._retry_or_raise(conn, request, attempt, exc)
                 attempt += 1
+                continue
             except BaseException:
                 self._pool.discard(conn)
                 raise
+            if not self._repeat_after_408(conn, request, response, attempt):
+                return response
+            with contextlib.suppress(RawkeepError):
+                response.close()
+            attempt += 1
 
     def _send_once(
         self, conn: Connection, request: Request, limits: Timeout, whole: bool

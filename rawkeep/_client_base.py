@@ -242,6 +242,40 @@ class ClientBase:
                 )
             )
 
+    def _repeat_after_408(
+        self, conn: Pooled, request: Request, response: Response, attempt: int
+    ) -> bool:
+        """Whether ``response`` is an unsolicited 408 to repeat ``request``
+        after (the caller closes it and sends the request again on a fresh
+        connection), having said so with ``RequestRetried``.
+
+        Servers (Node, Apache and others) answer 408 Request Timeout on an
+        idle connection they are about to close; a request sent just then
+        gets it. RFC 9110 section 15.5.9: the server did not receive a
+        complete request, and the client may repeat it, so any request
+        whose body can be sent again is, idempotent or not, once per
+        retry (``retries``). A 408 on a fresh connection, where the request
+        itself was too slow, is the caller's answer.
+        """
+        if response.status != 408 or not conn.reused or not request.is_replayable:
+            return False
+        if attempt >= self._retries:
+            return False
+        self._pool.learn_race(conn)  # an idle timer, firing just then
+        if self._emitter.enabled:
+            self._emitter.emit(
+                RequestRetried(
+                    connection_id=conn.id,
+                    origin=str(conn.route.origin),
+                    time=now(),
+                    method=request.method,
+                    url=request.url_text,
+                    attempt=attempt + 1,
+                    error="the server answered 408 Request Timeout on a reused connection",
+                )
+            )
+        return True
+
     def _why_not_retry(self, request: Request, attempt: int) -> str | None:
         if not request.is_idempotent:
             return f"{request.method} is not idempotent"
