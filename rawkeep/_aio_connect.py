@@ -62,6 +62,7 @@ async def _open(connector: Connector, route: Route, timeout: float | None) -> As
             timeout=timeout,
             ssl_context=context,
             server_hostname=plan.tls_host,
+            addresses=plan.addresses,
         )
     if plan.uds is not None:
         stream = await connect_unix(plan.uds, timeout=timeout)
@@ -82,7 +83,12 @@ async def _connect_proxy(plan: Plan, timeout: float | None) -> AsyncStream:
     from ._aio_socket import connect
 
     try:
-        return await connect(plan.host, plan.port, timeout=timeout)
+        return await connect(
+            plan.host,
+            plan.port,
+            timeout=timeout,
+            addresses=plan.addresses,
+        )
     except (ConnectTimeout, ConnectError) as exc:
         raise proxy_unreachable(plan, exc) from exc
 

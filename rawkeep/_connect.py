@@ -68,6 +68,9 @@ class Plan(NamedTuple):
     proxy: Proxy | None
     #: The name TLS verifies, or None for plain http.
     tls_host: str | None
+    #: IP literals to connect to instead of looking ``host`` up (the
+    #: connector's ``hosts``), or None.
+    addresses: tuple[str, ...] | None = None
 
 
 class Connector:
@@ -109,6 +112,10 @@ class Connector:
         self._verify = verify
         self._cert = cert
         self._ssl_context: ssl.SSLContext | None = None
+        #: Host name -> IP literals, tried in that order instead of asking
+        #: the resolver, as /etc/hosts would answer. Empty: tests fill it
+        #: to give a name several addresses without touching the system.
+        self.hosts: dict[str, tuple[str, ...]] = {}
 
     def route(self, origin: Origin) -> Route:
         """The pool key for requests to ``origin``: the proxy is chosen here,
@@ -121,9 +128,11 @@ class Connector:
         origin, proxy = route
         tls_host = origin.host if origin.scheme == "https" else None
         if proxy is None:
-            return Plan(origin.host, origin.port, self._uds, None, None, tls_host)
+            known = self.hosts.get(origin.host)
+            return Plan(origin.host, origin.port, self._uds, None, None, tls_host, known)
         tunnel = proxy if tls_host is not None else None
-        return Plan(proxy.origin.host, proxy.origin.port, None, tunnel, proxy, tls_host)
+        known = self.hosts.get(proxy.origin.host)
+        return Plan(proxy.origin.host, proxy.origin.port, None, tunnel, proxy, tls_host, known)
 
     def tls_context(self, plan: Plan) -> ssl.SSLContext | None:
         """The context to start TLS with on ``plan``'s stream; None for plain http."""
@@ -174,6 +183,7 @@ def _open(connector: Connector, route: Route, timeout: float | None) -> Stream:
             timeout=timeout,
             ssl_context=context,
             server_hostname=plan.tls_host,
+            addresses=plan.addresses,
         )
     if plan.uds is not None:
         stream = connect_unix(plan.uds, timeout=timeout)
@@ -194,7 +204,12 @@ def _connect_proxy(plan: Plan, timeout: float | None) -> Stream:
     from ._socket import connect
 
     try:
-        return connect(plan.host, plan.port, timeout=timeout)
+        return connect(
+            plan.host,
+            plan.port,
+            timeout=timeout,
+            addresses=plan.addresses,
+        )
     except (ConnectTimeout, ConnectError) as exc:
         raise proxy_unreachable(plan, exc) from exc
 
