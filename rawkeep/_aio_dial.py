@@ -37,6 +37,7 @@ async def open_tcp(
     port: int,
     *,
     timeout: float | None,
+    tcp_keepalive: float | None = None,
     addresses: Sequence[str] | None = None,
 ) -> socket.socket:
     """A non-blocking TCP socket connected to ``host:port``, its options
@@ -53,7 +54,7 @@ async def open_tcp(
     sock = await dialer.run()
     if sock is None:
         raise attempts_failed(host, port, dialer.failures, timeout)
-    for level, option, value in socket_options():
+    for level, option, value in socket_options(tcp_keepalive):
         with contextlib.suppress(OSError):  # best effort, as each platform allows
             sock.setsockopt(level, option, value)
     return sock

@@ -444,6 +444,7 @@ async def connect(
     timeout: float | None,
     ssl_context: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
+    tcp_keepalive: float | None = None,
     addresses: Sequence[str] | None = None,
 ) -> AsyncStream:
     """Open a TCP connection, with TLS when ``ssl_context`` is given.
@@ -459,7 +460,9 @@ async def connect(
     """
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
-    sock = await open_tcp(host, port, timeout=timeout, addresses=addresses)
+    sock = await open_tcp(
+        host, port, timeout=timeout, tcp_keepalive=tcp_keepalive, addresses=addresses
+    )
     try:
         transport, protocol = await loop.create_connection(_Protocol, sock=sock)
     except BaseException:

@@ -45,6 +45,7 @@ def open_tcp(
     port: int,
     *,
     timeout: float | None,
+    tcp_keepalive: float | None = None,
     addresses: Sequence[str] | None = None,
 ) -> socket.socket:
     """A blocking TCP socket connected to ``host:port``, its options set
@@ -52,6 +53,7 @@ def open_tcp(
 
     Args:
         timeout: seconds for the look-up and the whole race; None: no limit.
+        tcp_keepalive: seconds of silence before keepalive probes; None: off.
         addresses: IP literals to use instead of looking ``host`` up.
 
     Raises:
@@ -64,7 +66,7 @@ def open_tcp(
     sock = dialer.run()
     if sock is None:
         raise attempts_failed(host, port, dialer.failures, timeout)
-    for level, option, value in socket_options():
+    for level, option, value in socket_options(tcp_keepalive):
         with contextlib.suppress(OSError):  # best effort, as each platform allows
             sock.setsockopt(level, option, value)
     return sock

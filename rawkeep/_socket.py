@@ -341,12 +341,14 @@ def connect(
     timeout: float | None,
     ssl_context: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
+    tcp_keepalive: float | None = None,
     addresses: Sequence[str] | None = None,
 ) -> Stream:
     """Open a TCP connection, with TLS when ``ssl_context`` is given.
 
     ``timeout`` bounds the look-up, the TCP connect (a race between the
     host's addresses: ``_dial``) and the TLS handshake together.
+    ``tcp_keepalive`` is the idle time before keepalive probes (None: off);
     ``addresses`` are IP literals to connect to instead of looking up ``host``.
 
     Raises:
@@ -355,7 +357,7 @@ def connect(
         TLSError: the handshake failed or the certificate did not verify.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    sock = open_tcp(host, port, timeout=timeout, addresses=addresses)
+    sock = open_tcp(host, port, timeout=timeout, tcp_keepalive=tcp_keepalive, addresses=addresses)
     try:
         if ssl_context is None:
             return Stream(sock)

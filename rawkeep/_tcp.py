@@ -28,6 +28,23 @@ answered in a millisecond. So the addresses race, with a head start each:
 "start attempt i now", "wait this long", "attempt i won, close those" out.
 It reads no clock and touches no socket, so it is tested with plain values.
 A host that is an IP literal is not looked up at all (``literal_hosts``).
+
+TCP keepalive
+-------------
+A pooled connection may sit idle for a long time, and a NAT gateway or
+firewall on the way may forget it meanwhile (AWS's NAT gateway forgets an
+idle flow after 350 s) without telling either end: the next request is
+then sent into a black hole and waits for the read timeout. With
+``SO_KEEPALIVE`` the kernel sends an empty probe after ``idle`` seconds
+without traffic (which also keeps such a mapping alive), repeats it every
+``interval`` seconds, and after ``probes`` unanswered ones errors the
+socket; the pool's idle probe then sees the error and discards the
+connection before it is used (``StaleConnectionDiscarded``). The user
+chooses ``idle`` (``tcp_keepalive=``); the rest follows (``keepalive``):
+``interval = ceil(idle / 6)`` and ``probes = 3``, so a dead peer is found
+within ``idle * 1.5`` seconds of silence (60 s: probes at 60, 70 and 80 s,
+gone at 90 s, well inside 350 s), and one or two lost probes are forgiven.
+The kernel counts whole seconds, so each value is rounded up, at least 1.
 """
 
 from __future__ import annotations
@@ -35,16 +52,20 @@ from __future__ import annotations
 import functools
 import ipaddress
 import math
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = [
     "ATTEMPT_DELAY",
+    "DEFAULT_TCP_KEEPALIVE",
     "AddrInfo",
+    "KeepAlive",
     "Race",
+    "check_keepalive",
     "interleave",
+    "keepalive",
     "literal_hosts",
     "socket_options",
 ]
@@ -54,6 +75,19 @@ __all__ = [
 #: 100 ms and 2 s). Loopback and LAN connects take well under 1 ms, and a
 #: transatlantic handshake about 100 ms: a healthy first address wins alone.
 ATTEMPT_DELAY: Final = 0.25
+
+#: ``tcp_keepalive=``'s default: seconds of silence before the first probe.
+DEFAULT_TCP_KEEPALIVE: Final = 60.0
+
+#: Unanswered probes after which the kernel gives up (Linux's default is 9,
+#: at 75 s intervals: 11 minutes, longer than most NATs remember a flow).
+KEEPALIVE_PROBES: Final = 3
+
+#: The interval between probes is ``idle`` divided by this (rounded up).
+KEEPALIVE_INTERVAL_DIVISOR: Final = 6
+
+#: Largest TCP_KEEPIDLE / TCP_KEEPINTVL Linux accepts (MAX_TCP_KEEPIDLE).
+_MAX_KEEPALIVE_SECONDS: Final = 32767
 
 #: One entry of ``socket.getaddrinfo``: family, type, proto, canonname, sockaddr.
 AddrInfo: TypeAlias = "tuple[int, int, int, str, tuple[Any, ...]]"
@@ -162,14 +196,72 @@ class Race:
         return max(min(ends) - now, 0.0) if ends else None
 
 
-@functools.lru_cache(maxsize=1)
-def socket_options() -> tuple[tuple[int, int, int], ...]:
+# -- TCP keepalive -------------------------------------------------------------
+
+
+class KeepAlive(NamedTuple):
+    """The kernel's keepalive settings, in whole seconds (see the module
+    docstring)."""
+
+    #: Seconds of silence before the first probe (TCP_KEEPIDLE).
+    idle: int
+    #: Seconds between probes (TCP_KEEPINTVL).
+    interval: int
+    #: Unanswered probes before the connection is dropped (TCP_KEEPCNT).
+    probes: int
+
+
+def check_keepalive(value: object) -> float | None:
+    """``tcp_keepalive=``, checked: seconds (> 0) or None (off).
+
+    Raises:
+        TypeError: not a number (bool is not a number here).
+        ValueError: zero, negative, infinite or NaN.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"tcp_keepalive must be a number of seconds or None, not {value!r}")
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"tcp_keepalive must be finite and > 0, got {value!r}")
+    return seconds
+
+
+def keepalive(seconds: float) -> KeepAlive:
+    """The settings for ``tcp_keepalive=seconds`` (checked, > 0)."""
+    idle = min(max(math.ceil(seconds), 1), _MAX_KEEPALIVE_SECONDS)
+    interval = max(math.ceil(idle / KEEPALIVE_INTERVAL_DIVISOR), 1)
+    return KeepAlive(idle, interval, KEEPALIVE_PROBES)
+
+
+@functools.lru_cache(maxsize=8)
+def socket_options(tcp_keepalive: float | None) -> tuple[tuple[int, int, int], ...]:
     """The ``setsockopt(level, option, value)`` calls for a new TCP
     connection, in order; each shell makes them on the socket that won.
 
     - ``TCP_NODELAY``: requests are written in one write; without it, a
       request whose body goes out in a second write waits for the delayed ACK.
+    - ``SO_KEEPALIVE`` and its timings when ``tcp_keepalive`` is a number,
+      each only where the platform has it (macOS names the idle time
+      ``TCP_KEEPALIVE``); None leaves keepalive off, the system default.
     """
     import socket  # the shells have loaded it: this is their first connect
 
-    return ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+    options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+    if tcp_keepalive is None:
+        return tuple(options)
+    settings = keepalive(tcp_keepalive)
+    options.append((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1))
+    idle_option = getattr(socket, "TCP_KEEPIDLE", getattr(socket, "TCP_KEEPALIVE", None))
+    for option, value in (
+        (idle_option, settings.idle),
+        (getattr(socket, "TCP_KEEPINTVL", None), settings.interval),
+        (getattr(socket, "TCP_KEEPCNT", None), settings.probes),
+    ):
+        if option is not None:
+            options.append((socket.IPPROTO_TCP, option, value))
+    return tuple(options)
