@@ -8,6 +8,15 @@
     through the system resolver; reported: the resolver's order, the time
     each took, the status, and the open descriptors before, while the
     connection is pooled, and after the client closed.
+
+``keepalive KIND SECONDS|none``
+    A ``Client`` (KIND ``sync``) or ``AsyncClient`` (``async``) with
+    ``tcp_keepalive=SECONDS`` fetches a page from a local server, so that
+    one connection sits idle in its pool. Then an nftables rule drops that
+    connection's packets silently, both ways (a NAT that forgot the flow:
+    new connections still pass). Reported: how long until the kernel gave
+    the connection up (it leaves /proc/net/tcp's ESTABLISHED entries), the
+    next request's outcome and time, and the client's events.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import json
 import os
 import select
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -31,6 +41,10 @@ if TYPE_CHECKING:
 
 #: The port of the ``eyeballs`` scenario, on both addresses.
 PORT = 8080
+#: ``keepalive``: the longest wait for the kernel to give the connection up.
+DETECTION_WAIT = 6.0
+#: ``keepalive``: the read timeout of the request sent after the drop.
+READ_TIMEOUT = 3.0
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -47,10 +61,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class Server(http.server.ThreadingHTTPServer):
+    block_on_close = False  # a connection dropped on purpose never ends
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a connection the test broke on purpose: no traceback
+
+
 @contextlib.contextmanager
-def http_server(host: str, port: int) -> Iterator[http.server.ThreadingHTTPServer]:
-    server = http.server.ThreadingHTTPServer((host, port), Handler)
-    server.block_on_close = False  # a connection dropped on purpose never ends
+def http_server(host: str, port: int) -> Iterator[Server]:
+    server = Server((host, port), Handler)
     server.peers = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -127,9 +147,105 @@ async def eyeballs_async(url: str) -> dict[str, Any]:
     return {"status": response.status, "elapsed": elapsed, "fds": [before, pooled, fd_count()]}
 
 
+# -- keepalive --------------------------------------------------------------------
+
+
+def nft(*args: str) -> None:
+    subprocess.run(["nft", *args], check=True, timeout=10, capture_output=True)
+
+
+@contextlib.contextmanager
+def dropped(client_port: int) -> Iterator[None]:
+    """Drop every packet of the connection from ``client_port``, both ways."""
+    table = f"rawkeep_{os.getpid()}"
+    nft("add", "table", "inet", table)
+    try:
+        nft("add", "chain", "inet", table, "out", "{ type filter hook output priority 0 ; }")
+        nft("add", "rule", "inet", table, "out", "tcp", "sport", str(client_port), "drop")
+        nft("add", "rule", "inet", table, "out", "tcp", "dport", str(client_port), "drop")
+        yield
+    finally:
+        nft("delete", "table", "inet", table)
+
+
+def is_established(local_port: int) -> bool:
+    """Whether /proc/net/tcp lists an ESTABLISHED connection from ``local_port``."""
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == local_port and fields[3] == "01":
+                return True
+    return False
+
+
+def outcome(events: list[rawkeep.Event], started: float, result: Any) -> dict[str, Any]:
+    if isinstance(result, BaseException):
+        answer = {"error": type(result).__name__, "message": str(result)}
+    else:
+        answer = {"status": result.status, "reused": result.reused}
+    return {
+        **answer,
+        "elapsed": time.monotonic() - started,
+        "events": [type(event).__name__ for event in events],
+    }
+
+
+def keepalive_sync(seconds: float | None) -> dict[str, Any]:
+    events: list[rawkeep.Event] = []
+    timeout = rawkeep.Timeout(5.0, read=READ_TIMEOUT)
+    with (
+        http_server("127.0.0.1", 0) as server,
+        rawkeep.Client(tcp_keepalive=seconds, timeout=timeout, on_event=events.append) as client,
+    ):
+        assert client.get(f"http://127.0.0.1:{server.server_port}/").status == 200
+        client_port = server.peers[-1][1]  # type: ignore[attr-defined]
+        with dropped(client_port):
+            started = time.monotonic()
+            while is_established(client_port) and time.monotonic() - started < DETECTION_WAIT:
+                time.sleep(0.05)
+            detected = None if is_established(client_port) else time.monotonic() - started
+            events.clear()
+            started = time.monotonic()
+            try:
+                result: Any = client.get(f"http://127.0.0.1:{server.server_port}/")
+            except rawkeep.RawkeepError as exc:
+                result = exc
+            return {"detected_after": detected, **outcome(events, started, result)}
+
+
+async def keepalive_async(seconds: float | None) -> dict[str, Any]:
+    events: list[rawkeep.Event] = []
+    timeout = rawkeep.Timeout(5.0, read=READ_TIMEOUT)
+    with http_server("127.0.0.1", 0) as server:
+        url = f"http://127.0.0.1:{server.server_port}/"
+        async with rawkeep.AsyncClient(
+            tcp_keepalive=seconds, timeout=timeout, on_event=events.append
+        ) as client:
+            assert (await client.get(url)).status == 200
+            client_port = server.peers[-1][1]  # type: ignore[attr-defined]
+            with dropped(client_port):
+                started = time.monotonic()
+                while is_established(client_port) and time.monotonic() - started < DETECTION_WAIT:
+                    await asyncio.sleep(0.05)  # the loop runs: it sees the socket's error
+                detected = None if is_established(client_port) else time.monotonic() - started
+                events.clear()
+                started = time.monotonic()
+                try:
+                    result: Any = await client.get(url)
+                except rawkeep.RawkeepError as exc:
+                    result = exc
+                return {"detected_after": detected, **outcome(events, started, result)}
+
+
 def main(argv: list[str]) -> dict[str, Any]:
     if argv[0] == "eyeballs":
         return eyeballs()
+    if argv[0] == "keepalive":
+        kind, value = argv[1], argv[2]
+        seconds = None if value == "none" else float(value)
+        if kind == "sync":
+            return keepalive_sync(seconds)
+        return asyncio.run(keepalive_async(seconds))
     raise SystemExit(f"unknown scenario {argv[0]!r}")
 
 
