@@ -53,7 +53,7 @@ async def open_tcp(
     dialer = _Dialer(loop, infos, deadline)
     sock = await dialer.run()
     if sock is None:
-        raise attempts_failed(host, port, dialer.failures, timeout)
+        raise attempts_failed(host, port, dialer.failures, timeout, timed_out=dialer.timed_out)
     for level, option, value in socket_options(tcp_keepalive):
         with contextlib.suppress(OSError):  # best effort, as each platform allows
             sock.setsockopt(level, option, value)
@@ -110,6 +110,8 @@ class _Dialer:
         self._tasks: dict[asyncio.Task[socket.socket], int] = {}
         #: Each address tried and failed, with its error, in order.
         self.failures: list[tuple[str, OSError]] = []
+        #: Whether the deadline ended the race.
+        self.timed_out = False
 
     async def run(self) -> socket.socket | None:
         """The winner; None when every attempt failed or the deadline
@@ -123,6 +125,7 @@ class _Dialer:
                 if race.is_lost():
                     return None
                 if race.is_timed_out(now):
+                    self.timed_out = True
                     self.failures.extend(
                         (self._address(index), TimeoutError()) for index in race.running
                     )

@@ -65,7 +65,7 @@ def open_tcp(
     dialer = _Dialer(infos, deadline)
     sock = dialer.run()
     if sock is None:
-        raise attempts_failed(host, port, dialer.failures, timeout)
+        raise attempts_failed(host, port, dialer.failures, timeout, timed_out=dialer.timed_out)
     for level, option, value in socket_options(tcp_keepalive):
         with contextlib.suppress(OSError):  # best effort, as each platform allows
             sock.setsockopt(level, option, value)
@@ -102,6 +102,8 @@ class _Dialer:
         self._attempts: dict[int, socket.socket] = {}
         #: Each address tried and failed, with its error, in order.
         self.failures: list[tuple[str, OSError]] = []
+        #: Whether the deadline ended the race.
+        self.timed_out = False
 
     def run(self) -> socket.socket | None:
         """The winner, blocking again; None when every attempt failed or
@@ -116,6 +118,7 @@ class _Dialer:
                     if winner is not None or race.is_lost():
                         return winner
                     if race.is_timed_out(now):
+                        self.timed_out = True
                         self.failures.extend(
                             (self._address(index), TimeoutError()) for index in race.running
                         )

@@ -58,18 +58,24 @@ def connect_failed(exc: OSError, host: str, port: int, timeout: float | None) ->
 
 
 def attempts_failed(
-    host: str, port: int, failures: Sequence[tuple[str, OSError]], timeout: float | None
+    host: str,
+    port: int,
+    failures: Sequence[tuple[str, OSError]],
+    timeout: float | None,
+    *,
+    timed_out: bool,
 ) -> RawkeepError:
-    """Every connect attempt to ``host:port`` failed: ``failures`` holds
-    each address tried, in order, with its error (a ``TimeoutError`` for
-    those the deadline ended). The addresses are named unless the one
+    """No connect attempt to ``host:port`` succeeded: each failed, or the
+    deadline passed (``timed_out``) before one connected. ``failures``
+    holds each address tried, in order, with its error (a ``TimeoutError``
+    for those the deadline ended). The addresses are named unless the one
     address tried is ``host`` itself (an IP literal)."""
+    tried = [address for address, _ in failures]
+    named = "" if tried in ([host], []) else f" ({', '.join(tried)})"
+    if timed_out:
+        return ConnectTimeout(f"connect to {host}:{port}{named} timed out after {timeout} s")
     if not failures:
         return ConnectError(f"could not resolve {host!r}: no address")
-    tried = [address for address, _ in failures]
-    named = "" if tried == [host] else f" ({', '.join(tried)})"
-    if any(isinstance(exc, TimeoutError) for _, exc in failures):
-        return ConnectTimeout(f"connect to {host}:{port}{named} timed out after {timeout} s")
     reasons = [str(_reason(exc)) for _, exc in failures]
     if len(set(reasons)) > 1:
         reasons = [f"{address}: {reason}" for address, reason in zip(tried, reasons, strict=True)]

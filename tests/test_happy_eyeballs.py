@@ -192,6 +192,15 @@ def test_the_connect_timeout_bounds_the_whole_race(
     )
 
 
+def test_a_connect_limit_of_zero_is_a_connect_timeout(
+    make_client: Callable[..., rawkeep.Client], server: ScriptedServer
+) -> None:
+    client = make_client(timeout=rawkeep.Timeout(5.0, connect=0))
+    with pytest.raises(rawkeep.ConnectTimeout) as caught:
+        client.get(server.url)
+    assert caught.value.message == f"connect to 127.0.0.1:{server.port} timed out after 0.0 s"
+
+
 def test_a_literal_host_is_not_looked_up(
     make_client: Callable[..., rawkeep.Client],
     server: ScriptedServer,

@@ -183,19 +183,20 @@ def refused() -> OSError:
 
 
 def test_one_literal_address_reads_as_before() -> None:
-    error = attempts_failed("127.0.0.1", 1, [("127.0.0.1", refused())], 5.0)
+    error = attempts_failed("127.0.0.1", 1, [("127.0.0.1", refused())], 5.0, timed_out=False)
     assert type(error) is rawkeep.ConnectError
     assert error.message == "could not connect to 127.0.0.1:1: Connection refused"
 
 
 def test_every_address_tried_is_named() -> None:
     failures = [("::1", refused()), ("127.0.0.1", refused())]
-    error = attempts_failed("dual.test", 80, failures, 5.0)
+    error = attempts_failed("dual.test", 80, failures, 5.0, timed_out=False)
     assert (
         error.message == "could not connect to dual.test:80 (::1, 127.0.0.1): Connection refused"
     )
     unreachable = OSError(errno.ENETUNREACH, "Network is unreachable")
-    error = attempts_failed("dual.test", 80, [("::1", unreachable), ("127.0.0.1", refused())], 5.0)
+    failures = [("::1", unreachable), ("127.0.0.1", refused())]
+    error = attempts_failed("dual.test", 80, failures, 5.0, timed_out=False)
     assert error.message == (
         "could not connect to dual.test:80 (::1, 127.0.0.1):"
         " ::1: Network is unreachable; 127.0.0.1: Connection refused"
@@ -204,6 +205,12 @@ def test_every_address_tried_is_named() -> None:
 
 def test_the_deadline_passing_is_a_connect_timeout_naming_the_addresses() -> None:
     failures = [("::1", TimeoutError()), ("127.0.0.1", refused())]
-    error = attempts_failed("dual.test", 80, failures, 0.5)
+    error = attempts_failed("dual.test", 80, failures, 0.5, timed_out=True)
     assert type(error) is rawkeep.ConnectTimeout
     assert error.message == "connect to dual.test:80 (::1, 127.0.0.1) timed out after 0.5 s"
+
+
+def test_a_deadline_passed_before_any_attempt_is_still_a_connect_timeout() -> None:
+    error = attempts_failed("a.test", 80, [], 0, timed_out=True)  # connect=0
+    assert type(error) is rawkeep.ConnectTimeout
+    assert error.message == "connect to a.test:80 timed out after 0 s"
