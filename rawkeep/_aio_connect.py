@@ -62,11 +62,13 @@ async def _open(connector: Connector, route: Route, timeout: float | None) -> As
             timeout=timeout,
             ssl_context=context,
             server_hostname=plan.tls_host,
+            tcp_keepalive=connector.tcp_keepalive,
+            addresses=plan.addresses,
         )
     if plan.uds is not None:
         stream = await connect_unix(plan.uds, timeout=timeout)
     else:
-        stream = await _connect_proxy(plan, timeout)
+        stream = await _connect_proxy(plan, timeout, connector.tcp_keepalive)
     try:
         if plan.tunnel is not None:
             await _open_tunnel(stream, Tunnel(plan.tunnel, route.origin), timeout)
@@ -78,11 +80,19 @@ async def _open(connector: Connector, route: Route, timeout: float | None) -> As
     return stream
 
 
-async def _connect_proxy(plan: Plan, timeout: float | None) -> AsyncStream:
+async def _connect_proxy(
+    plan: Plan, timeout: float | None, tcp_keepalive: float | None
+) -> AsyncStream:
     from ._aio_socket import connect
 
     try:
-        return await connect(plan.host, plan.port, timeout=timeout)
+        return await connect(
+            plan.host,
+            plan.port,
+            timeout=timeout,
+            tcp_keepalive=tcp_keepalive,
+            addresses=plan.addresses,
+        )
     except (ConnectTimeout, ConnectError) as exc:
         raise proxy_unreachable(plan, exc) from exc
 

@@ -3,7 +3,8 @@
 The asyncio twin of ``_socket``: ``AsyncStream`` offers what ``Stream``
 offers, as coroutines, and raises the same errors with the same words
 (both take them from ``_io_errors``). This is the asyncio shell's only
-module that touches transports, ``socket`` and ``ssl``.
+module that touches transports and ``ssl``; the TCP connect itself (a race
+between the host's addresses) is ``_aio_dial``'s.
 
 A protocol, not asyncio streams
 -------------------------------
@@ -63,13 +64,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import socket
 import threading
 from typing import TYPE_CHECKING, Final
 
+from ._aio_dial import open_tcp
 from ._exceptions import ConnectError
 from ._io_errors import (
-    connect_failed,
     connect_unix_failed,
     lost_while,
     read_timed_out,
@@ -81,6 +81,7 @@ from ._tcp_info import fin_ago
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Sequence
 
 __all__ = ["AsyncStream", "connect", "connect_unix"]
 
@@ -443,10 +444,14 @@ async def connect(
     timeout: float | None,
     ssl_context: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
+    tcp_keepalive: float | None = None,
+    addresses: Sequence[str] | None = None,
 ) -> AsyncStream:
     """Open a TCP connection, with TLS when ``ssl_context`` is given.
 
-    ``timeout`` bounds TCP connect and the TLS handshake together.
+    ``timeout`` bounds the look-up, the TCP connect (a race between the
+    host's addresses: ``_aio_dial``) and the TLS handshake together; the
+    other arguments are as for ``_socket.connect``.
 
     Raises:
         ConnectTimeout: connect plus handshake took longer than ``timeout``.
@@ -455,22 +460,15 @@ async def connect(
     """
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
+    sock = await open_tcp(
+        host, port, timeout=timeout, tcp_keepalive=tcp_keepalive, addresses=addresses
+    )
     try:
-        transport, protocol = await asyncio.wait_for(
-            loop.create_connection(_Protocol, host, port), timeout
-        )
-    except asyncio.TimeoutError as exc:
-        raise connect_failed(TimeoutError(), host, port, timeout) from exc
-    except OSError as exc:
-        raise connect_failed(exc, host, port, timeout) from exc
+        transport, protocol = await loop.create_connection(_Protocol, sock=sock)
+    except BaseException:
+        sock.close()
+        raise
     try:
-        # Requests are written in one write; without TCP_NODELAY a request
-        # whose body goes out in a second write waits for the delayed ACK.
-        # (asyncio sets it too, today; this does not depend on that.)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if ssl_context is None:
             return AsyncStream(transport, protocol)
         left = None if deadline is None else deadline - loop.time()

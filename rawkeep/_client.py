@@ -90,6 +90,12 @@ class Client(ClientBase):
             headers); a larger one raises ``RemoteProtocolError``.
         max_decoded_size: most bytes a compressed body may decode to; past
             it ``DecodingError`` stops a decompression bomb (None: no limit).
+        tcp_keepalive: seconds a TCP connection may be silent before the
+            kernel probes it (TCP keepalive: probes every ``ceil(idle / 6)``
+            seconds, given up after 3 unanswered, so a silently dropped
+            connection is found within 1.5 times this and discarded by the
+            pool's idle probe); ``None`` leaves keepalive off. Not used for
+            ``uds``. See docs/timeouts.md.
 
     Raises:
         TypeError, ValueError: an option has the wrong type or range.

@@ -32,6 +32,7 @@ from ._keepalive import ExpiryRules
 from ._pool_core import PoolLimits
 from ._prepare import RequestFactory
 from ._redirects import is_redirect
+from ._tcp import DEFAULT_TCP_KEEPALIVE
 from ._timeout import (
     DEFAULT_TIMEOUT,
     USE_CLIENT_DEFAULT,
@@ -93,14 +94,12 @@ class ClientBase:
         expect_continue_above: int | None = None,
         max_header_size: int = 64 * 1024,
         max_decoded_size: int | None = None,
+        tcp_keepalive: float | None = DEFAULT_TCP_KEEPALIVE,
     ) -> None:
         self._connector = Connector(
-            verify=verify,
-            cert=cert,
-            proxy=proxy,
-            environ=os.environ if trust_env else None,
-            uds=uds,
-        )
+            verify=verify, cert=cert, proxy=proxy, environ=os.environ if trust_env else None,
+            uds=uds, tcp_keepalive=tcp_keepalive,
+        )  # fmt: skip
         self._requests = RequestFactory(
             headers=headers, auth=auth, cookies=cookies, connector=self._connector,
             expect_continue_above=_limit("expect_continue_above", expect_continue_above, 0),

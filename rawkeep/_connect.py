@@ -39,6 +39,7 @@ from ._exceptions import (
     with_context,
 )
 from ._proxy import Proxy, ProxyConfig, Tunnel
+from ._tcp import DEFAULT_TCP_KEEPALIVE, check_keepalive
 from ._url import Route
 
 if TYPE_CHECKING:
@@ -68,6 +69,9 @@ class Plan(NamedTuple):
     proxy: Proxy | None
     #: The name TLS verifies, or None for plain http.
     tls_host: str | None
+    #: IP literals to connect to instead of looking ``host`` up (the
+    #: connector's ``hosts``), or None.
+    addresses: tuple[str, ...] | None = None
 
 
 class Connector:
@@ -79,10 +83,12 @@ class Connector:
         proxy: one proxy URL for every request.
         environ: read proxy variables from it (``trust_env=True``).
         uds: path of a Unix socket to send every request over.
+        tcp_keepalive: seconds of silence before TCP keepalive probes on
+            each TCP connection; None: keepalive off (see ``_tcp``).
 
     Raises:
         ValueError, TypeError: ``uds`` with a proxy, or not a path; ``verify``
-            of the wrong type.
+            of the wrong type; ``tcp_keepalive`` not a positive number.
         InvalidURL: the proxy URL can't be used.
     """
 
@@ -94,6 +100,7 @@ class Connector:
         proxy: str | None,
         environ: Mapping[str, str] | None,
         uds: str | os.PathLike[str] | None,
+        tcp_keepalive: float | None = DEFAULT_TCP_KEEPALIVE,
     ) -> None:
         if uds is not None and (proxy is not None or environ is not None):
             raise ValueError("uds= sends every request over a local socket: no proxy with it")
@@ -109,6 +116,11 @@ class Connector:
         self._verify = verify
         self._cert = cert
         self._ssl_context: ssl.SSLContext | None = None
+        self.tcp_keepalive = check_keepalive(tcp_keepalive)
+        #: Host name -> IP literals, tried in that order instead of asking
+        #: the resolver, as /etc/hosts would answer. Empty: tests fill it
+        #: to give a name several addresses without touching the system.
+        self.hosts: dict[str, tuple[str, ...]] = {}
 
     def route(self, origin: Origin) -> Route:
         """The pool key for requests to ``origin``: the proxy is chosen here,
@@ -121,9 +133,11 @@ class Connector:
         origin, proxy = route
         tls_host = origin.host if origin.scheme == "https" else None
         if proxy is None:
-            return Plan(origin.host, origin.port, self._uds, None, None, tls_host)
+            known = self.hosts.get(origin.host)
+            return Plan(origin.host, origin.port, self._uds, None, None, tls_host, known)
         tunnel = proxy if tls_host is not None else None
-        return Plan(proxy.origin.host, proxy.origin.port, None, tunnel, proxy, tls_host)
+        known = self.hosts.get(proxy.origin.host)
+        return Plan(proxy.origin.host, proxy.origin.port, None, tunnel, proxy, tls_host, known)
 
     def tls_context(self, plan: Plan) -> ssl.SSLContext | None:
         """The context to start TLS with on ``plan``'s stream; None for plain http."""
@@ -174,11 +188,13 @@ def _open(connector: Connector, route: Route, timeout: float | None) -> Stream:
             timeout=timeout,
             ssl_context=context,
             server_hostname=plan.tls_host,
+            tcp_keepalive=connector.tcp_keepalive,
+            addresses=plan.addresses,
         )
     if plan.uds is not None:
         stream = connect_unix(plan.uds, timeout=timeout)
     else:
-        stream = _connect_proxy(plan, timeout)
+        stream = _connect_proxy(plan, timeout, connector.tcp_keepalive)
     try:
         if plan.tunnel is not None:
             _open_tunnel(stream, Tunnel(plan.tunnel, route.origin), timeout)
@@ -190,11 +206,17 @@ def _open(connector: Connector, route: Route, timeout: float | None) -> Stream:
     return stream
 
 
-def _connect_proxy(plan: Plan, timeout: float | None) -> Stream:
+def _connect_proxy(plan: Plan, timeout: float | None, tcp_keepalive: float | None) -> Stream:
     from ._socket import connect
 
     try:
-        return connect(plan.host, plan.port, timeout=timeout)
+        return connect(
+            plan.host,
+            plan.port,
+            timeout=timeout,
+            tcp_keepalive=tcp_keepalive,
+            addresses=plan.addresses,
+        )
     except (ConnectTimeout, ConnectError) as exc:
         raise proxy_unreachable(plan, exc) from exc
 

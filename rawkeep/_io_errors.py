@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import TYPE_CHECKING
 
 from ._exceptions import (
     ConnectError,
@@ -22,7 +23,11 @@ from ._exceptions import (
     WriteTimeout,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 __all__ = [
+    "attempts_failed",
     "connect_failed",
     "connect_unix_failed",
     "lost_while",
@@ -50,6 +55,33 @@ def connect_failed(exc: OSError, host: str, port: int, timeout: float | None) ->
     if isinstance(exc, socket.gaierror):
         return ConnectError(f"could not resolve {host!r}: {exc.strerror}")
     return ConnectError(f"could not connect to {host}:{port}: {_reason(exc)}")
+
+
+def attempts_failed(
+    host: str,
+    port: int,
+    failures: Sequence[tuple[str, OSError]],
+    timeout: float | None,
+    *,
+    timed_out: bool,
+) -> RawkeepError:
+    """No connect attempt to ``host:port`` succeeded: each failed, or the
+    deadline passed (``timed_out``) before one connected. ``failures``
+    holds each address tried, in order, with its error (a ``TimeoutError``
+    for those the deadline ended). The addresses are named unless the one
+    address tried is ``host`` itself (an IP literal)."""
+    tried = [address for address, _ in failures]
+    named = "" if tried in ([host], []) else f" ({', '.join(tried)})"
+    if timed_out:
+        return ConnectTimeout(f"connect to {host}:{port}{named} timed out after {timeout} s")
+    if not failures:
+        return ConnectError(f"could not resolve {host!r}: no address")
+    reasons = [str(_reason(exc)) for _, exc in failures]
+    if len(set(reasons)) > 1:
+        reasons = [f"{address}: {reason}" for address, reason in zip(tried, reasons, strict=True)]
+    return ConnectError(
+        f"could not connect to {host}:{port}{named}: {'; '.join(dict.fromkeys(reasons))}"
+    )
 
 
 def connect_unix_failed(exc: OSError, path: str, timeout: float | None) -> RawkeepError:

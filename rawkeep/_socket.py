@@ -1,13 +1,14 @@
 """Sockets: connect, TLS, timed reads and writes, and the idle probe.
 
-This is the blocking shell's only module that touches ``socket`` and
-``ssl``, and the only place where it catches their exceptions (its asyncio
-twin is ``_aio_socket``). Each operation translates what the OS says into
-rawkeep's errors, in words both share (``_io_errors``):
+This is the blocking shell's module that touches ``socket`` and ``ssl``
+once a connection is open, and catches their exceptions (its asyncio twin
+is ``_aio_socket``; the TCP connect itself, a race between the host's
+addresses, is ``_dial``'s). Each operation translates what the OS says
+into rawkeep's errors, in words both share (``_io_errors``):
 
-* connect: ``TimeoutError`` -> ``ConnectTimeout``; any other ``OSError``
-  (refused, unreachable, name not resolved) -> ``ConnectError``; a failed
-  TLS handshake -> ``TLSError``.
+* connect: no address connected in time -> ``ConnectTimeout``; refused,
+  unreachable, name not resolved -> ``ConnectError``; a failed TLS
+  handshake -> ``TLSError``.
 * read / write on an open connection: a timeout -> ``ReadTimeout`` /
   ``WriteTimeout``; a reset, a broken pipe or a TLS alert ->
   ``RemoteProtocolError`` (the peer went away in the middle of an exchange).
@@ -70,9 +71,9 @@ import sys
 import time
 from typing import TYPE_CHECKING, Final, TypeAlias
 
+from ._dial import open_tcp
 from ._exceptions import TLSError
 from ._io_errors import (
-    connect_failed,
     connect_unix_failed,
     lost_while,
     read_timed_out,
@@ -83,6 +84,7 @@ from ._tcp_info import fin_ago
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Sequence
 
 __all__ = [
     "CertInput",
@@ -344,10 +346,15 @@ def connect(
     timeout: float | None,
     ssl_context: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
+    tcp_keepalive: float | None = None,
+    addresses: Sequence[str] | None = None,
 ) -> Stream:
     """Open a TCP connection, with TLS when ``ssl_context`` is given.
 
-    ``timeout`` bounds TCP connect and the TLS handshake together.
+    ``timeout`` bounds the look-up, the TCP connect (a race between the
+    host's addresses: ``_dial``) and the TLS handshake together.
+    ``tcp_keepalive`` is the idle time before keepalive probes (None: off);
+    ``addresses`` are IP literals to connect to instead of looking up ``host``.
 
     Raises:
         ConnectTimeout: connect plus handshake took longer than ``timeout``.
@@ -355,14 +362,8 @@ def connect(
         TLSError: the handshake failed or the certificate did not verify.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
+    sock = open_tcp(host, port, timeout=timeout, tcp_keepalive=tcp_keepalive, addresses=addresses)
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except OSError as exc:
-        raise connect_failed(exc, host, port, timeout) from exc
-    try:
-        # Requests are written in one sendall; without TCP_NODELAY a request
-        # whose body goes out in a second write waits for the delayed ACK.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if ssl_context is None:
             return Stream(sock)
         return _start_tls(sock, ssl_context, server_hostname or host, deadline)
