@@ -45,7 +45,8 @@ The end of a bodiless request
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, NamedTuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
 import h11
 
@@ -79,8 +80,10 @@ _HEADERS_READ: Final = frozenset(
 _END: Final = h11.EndOfMessage()
 
 
-class Head(NamedTuple):
-    """A final response head, as the caller sees it."""
+@dataclass(slots=True)
+class Head:
+    """A final response head, as the caller sees it (slots, not a tuple:
+    each field is read once per response, and a slot reads faster)."""
 
     status: int
     reason: str
