@@ -57,7 +57,7 @@ class AsyncConnection(ConnectionCore):
         async iterable of bytes."""
         ex = self._ex = Exchange(
             self._h11, self._max_head_size, self.reused, self.life, request,
-            ends_with_head=ends_with_head, asks_to_close=asks_to_close,
+            ends_with_head, asks_to_close,
         )  # fmt: skip
         try:
             whole = self._whole_request(ex, body, expect_continue, ends_with_head)

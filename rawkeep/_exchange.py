@@ -80,10 +80,13 @@ _HEADERS_READ: Final = frozenset(
 _END: Final = h11.EndOfMessage()
 
 
-@dataclass(slots=True)
+@dataclass
 class Head:
-    """A final response head, as the caller sees it (slots, not a tuple:
-    each field is read once per response, and a slot reads faster)."""
+    """A final response head, as the caller sees it.
+
+    A plain class: one is made per response, and CPython makes it faster
+    than a class with ``__slots__`` and reads its fields faster than a
+    tuple's."""
 
     status: int
     reason: str
@@ -117,22 +120,8 @@ class Exchange:
         LocalProtocolError: h11 refuses the request.
     """
 
-    __slots__ = (
-        "_asks_to_close",
-        "_end_untold",
-        "_h11",
-        "_head_bytes",
-        "_life",
-        "_max_head_size",
-        "_response_close",
-        "body",
-        "finished",
-        "head_request",
-        "interim",
-        "request_head",
-        "response_started",
-        "reused",
-    )
+    # No __slots__: one is made per request, and CPython builds instances of
+    # a class without them by a shorter path (it enters __init__ directly).
 
     def __init__(
         self,
@@ -141,7 +130,6 @@ class Exchange:
         reused: bool,
         life: Lifetime,
         request: h11.Request,
-        *,
         ends_with_head: bool,
         asks_to_close: bool,
     ) -> None:
@@ -315,12 +303,12 @@ class Exchange:
         status = response.status_code
         h11_conn = self._h11
         if self.head_request or status == 204 or status == 304:
-            self.body = Counted(0, *h11_conn.trailing_data)  # no body, whatever the headers say
+            self.body = Counted(0, h11_conn)  # no body, whatever the headers say
         elif chunked or length is None:
             self.body = H11Body(h11_conn, self._max_head_size, chunked)
         else:
             # h11 checked Content-Length is one number; chunked wins.
-            self.body = Counted(int(length), *h11_conn.trailing_data)
+            self.body = Counted(int(length), h11_conn)
         if keep_alive:
             self._life.note_keep_alive(*parse_keep_alive(keep_alive))
         return Head(status, response.reason.decode("latin-1"), version_text, raw, encoding)
