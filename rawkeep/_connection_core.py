@@ -9,7 +9,7 @@ their own way; everything they decide is decided here, once:
   (``_finish``), a reusable connection starting its next cycle
   on a fresh h11 state machine;
 - how a request is written: whole in one write when it is small, else its
-  head, then its body in blocks (``_whole_request``, ``blocks``);
+  head, then its body in blocks (``whole_request``, ``blocks``);
 - how long a wait for the head may last (``_head_wait``): the read timeout
   bounds the wait for the first bytes, then the rest of the head, interim
   responses included, as a whole;
@@ -48,6 +48,7 @@ __all__ = [
     "Transport",
     "blocks",
     "check_piece",
+    "whole_request",
 ]
 
 #: Bodies below this size are joined to the request head and sent in one
@@ -138,27 +139,6 @@ class ConnectionCore:
         self._head_deadline: float | None = None
 
     # -- the cycle ----------------------------------------------------------------
-
-    @staticmethod
-    def _whole_request(
-        ex: Exchange,
-        body: object,
-        expect_continue: bool,
-        ends_with_head: bool,
-    ) -> bytes | None:
-        """The whole request as one write, when it goes in one (no body, or
-        a small in-memory one, and no wait for ``100 Continue``); None when
-        the head goes first and the body after it in blocks."""
-        if expect_continue:
-            return None
-        if ends_with_head:
-            return ex.request_head
-        if body is None:
-            return ex.request_head + ex.end_bytes()
-        if isinstance(body, bytes) and len(body) <= SMALL_BODY:
-            pieces = ex.body_bytes(body) if body else ()
-            return ex.request_head + b"".join(pieces) + ex.end_bytes()
-        return None
 
     def _head_wait(self, timeout: float) -> float:
         """How long the next read for the head may wait once its first bytes
@@ -258,6 +238,27 @@ class ConnectionCore:
         """Close the socket. Idempotent."""
         self.life.become_closed()
         self._stream.close()
+
+
+def whole_request(
+    ex: Exchange,
+    body: object,
+    expect_continue: bool,
+    ends_with_head: bool,
+) -> bytes | None:
+    """The whole request as one write, when it goes in one (no body, or
+    a small in-memory one, and no wait for ``100 Continue``); None when
+    the head goes first and the body after it in blocks."""
+    if expect_continue:
+        return None
+    if ends_with_head:
+        return ex.request_head
+    if body is None:
+        return ex.request_head + ex.end_bytes()
+    if isinstance(body, bytes) and len(body) <= SMALL_BODY:
+        pieces = ex.body_bytes(body) if body else ()
+        return ex.request_head + b"".join(pieces) + ex.end_bytes()
+    return None
 
 
 def blocks(body: bytes | Iterable[bytes] | None) -> Iterable[bytes | memoryview]:
