@@ -27,8 +27,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Final, Protocol
 
-import h11
-
 from ._exceptions import ReadTimeout
 from ._exchange import MAX_HEAD_SIZE, Exchange, new_h11
 from ._framing import READ_SIZE
@@ -171,7 +169,7 @@ class ConnectionCore:
         self.close_reason = reason = ex.finish()
         self.is_reusable = reason is None
         if reason is None:
-            self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head_size)
+            self._h11 = new_h11(self._max_head_size)
 
     def take_whole_body(self) -> bytes | None:
         """The whole body, when it came with the head (the common small

@@ -99,8 +99,11 @@ class Head:
 
 
 def new_h11(max_head_size: int) -> h11.Connection:
-    """A client-side h11 state machine at the start of a cycle."""
-    return h11.Connection(h11.CLIENT, max_incomplete_event_size=max_head_size)
+    """A client-side h11 state machine at the start of a cycle (one per
+    response on a kept-alive connection)."""
+    # max_incomplete_event_size by position: CPython builds an instance of
+    # a class called with keywords by a slower, general path.
+    return h11.Connection(h11.CLIENT, max_head_size)
 
 
 class Exchange:
