@@ -16,7 +16,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ._connection_core import EXPECT_CONTINUE_TIMEOUT, ConnectionCore, blocks, check_piece
+from ._connection_core import (
+    EXPECT_CONTINUE_TIMEOUT,
+    ConnectionCore,
+    blocks,
+    check_piece,
+    whole_request,
+)
 from ._exceptions import RawkeepError, ReadTimeout, RemoteProtocolError
 from ._exchange import Exchange
 from ._framing import NEED_DATA
@@ -57,10 +63,10 @@ class AsyncConnection(ConnectionCore):
         async iterable of bytes."""
         ex = self._ex = Exchange(
             self._h11, self._max_head_size, self.reused, self.life, request,
-            ends_with_head=ends_with_head, asks_to_close=asks_to_close,
+            ends_with_head, asks_to_close,
         )  # fmt: skip
         try:
-            whole = self._whole_request(ex, body, expect_continue, ends_with_head)
+            whole = whole_request(ex, body, expect_continue, ends_with_head)
             if whole is not None:  # the common case: one write
                 await self._stream.send_all(whole, write_timeout)
                 return None

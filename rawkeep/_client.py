@@ -315,14 +315,10 @@ class Client(ClientBase):
         head = early if early is not None else conn.receive_head(limits.read)
         content = self._content_at_hand(conn, head) if whole else None
         return Response._from_head(
-            head,
-            request.url_text,
+            head, request.url_text, conn.id, conn.reused, content,
             None if content is not None else BodyStream(conn, self._pool, limits.read),
-            connection_id=conn.id,
-            reused=conn.reused,
-            max_decoded_size=self._max_decoded_size,
-            content=content,
-        )
+            self._max_decoded_size,
+        )  # fmt: skip
 
     # -- connections ----------------------------------------------------------------
 

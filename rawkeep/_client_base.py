@@ -154,9 +154,7 @@ class ClientBase:
         limits = self._timeout if timeout is USE_CLIENT_DEFAULT else to_timeout(timeout)
         if follow_redirects is USE_CLIENT_DEFAULT:
             follow_redirects = self._follow_redirects
-        after = (
-            follow_redirects or self._requests.has_cookie_jar or request.route.proxy is not None
-        )
+        after = follow_redirects or self._requests.has_cookie_jar or request.via_proxy
         return request, limits, follow_redirects, after
 
     # -- after: the response ---------------------------------------------------------
@@ -187,7 +185,7 @@ class ClientBase:
             TooManyRedirects: more than ``max_redirects`` redirects.
             RemoteProtocolError: the Location can't be followed.
         """
-        if response.status == 407 and request.route.proxy is not None:
+        if response.status == 407 and request.via_proxy:
             raise ProxyError(
                 f"proxy {request.route.proxy} requires authentication (407)",
                 status=407,

@@ -9,7 +9,7 @@ their own way; everything they decide is decided here, once:
   (``_finish``), a reusable connection starting its next cycle
   on a fresh h11 state machine;
 - how a request is written: whole in one write when it is small, else its
-  head, then its body in blocks (``_whole_request``, ``blocks``);
+  head, then its body in blocks (``whole_request``, ``blocks``);
 - how long a wait for the head may last (``_head_wait``): the read timeout
   bounds the wait for the first bytes, then the rest of the head, interim
   responses included, as a whole;
@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Final, Protocol
-
-import h11
 
 from ._exceptions import ReadTimeout
 from ._exchange import MAX_HEAD_SIZE, Exchange, new_h11
@@ -48,6 +46,7 @@ __all__ = [
     "Transport",
     "blocks",
     "check_piece",
+    "whole_request",
 ]
 
 #: Bodies below this size are joined to the request head and sent in one
@@ -142,27 +141,6 @@ class ConnectionCore:
 
     # -- the cycle ----------------------------------------------------------------
 
-    @staticmethod
-    def _whole_request(
-        ex: Exchange,
-        body: object,
-        expect_continue: bool,
-        ends_with_head: bool,
-    ) -> bytes | None:
-        """The whole request as one write, when it goes in one (no body, or
-        a small in-memory one, and no wait for ``100 Continue``); None when
-        the head goes first and the body after it in blocks."""
-        if expect_continue:
-            return None
-        if ends_with_head:
-            return ex.request_head
-        if body is None:
-            return ex.request_head + ex.end_bytes()
-        if isinstance(body, bytes) and len(body) <= SMALL_BODY:
-            pieces = ex.body_bytes(body) if body else ()
-            return ex.request_head + b"".join(pieces) + ex.end_bytes()
-        return None
-
     def _head_wait(self, timeout: float) -> float:
         """How long the next read for the head may wait once its first bytes
         came: what is left of ``timeout`` for the rest of the head as a
@@ -194,7 +172,7 @@ class ConnectionCore:
         self.close_reason = reason = ex.finish()
         self.is_reusable = reason is None
         if reason is None:
-            self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head_size)
+            self._h11 = new_h11(self._max_head_size)
 
     def take_whole_body(self) -> bytes | None:
         """The whole body, when it came with the head (the common small
@@ -264,6 +242,27 @@ class ConnectionCore:
         """Close the socket. Idempotent."""
         self.life.become_closed()
         self._stream.close()
+
+
+def whole_request(
+    ex: Exchange,
+    body: object,
+    expect_continue: bool,
+    ends_with_head: bool,
+) -> bytes | None:
+    """The whole request as one write, when it goes in one (no body, or
+    a small in-memory one, and no wait for ``100 Continue``); None when
+    the head goes first and the body after it in blocks."""
+    if expect_continue:
+        return None
+    if ends_with_head:
+        return ex.request_head
+    if body is None:
+        return ex.request_head + ex.end_bytes()
+    if isinstance(body, bytes) and len(body) <= SMALL_BODY:
+        pieces = ex.body_bytes(body) if body else ()
+        return ex.request_head + b"".join(pieces) + ex.end_bytes()
+    return None
 
 
 def blocks(body: bytes | Iterable[bytes] | None) -> Iterable[bytes | memoryview]:

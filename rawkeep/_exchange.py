@@ -45,7 +45,8 @@ The end of a bodiless request
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, NamedTuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
 import h11
 
@@ -79,8 +80,13 @@ _HEADERS_READ: Final = frozenset(
 _END: Final = h11.EndOfMessage()
 
 
-class Head(NamedTuple):
-    """A final response head, as the caller sees it."""
+@dataclass
+class Head:
+    """A final response head, as the caller sees it.
+
+    A plain class: one is made per response, and CPython makes it faster
+    than a class with ``__slots__`` and reads its fields faster than a
+    tuple's."""
 
     status: int
     reason: str
@@ -93,8 +99,11 @@ class Head(NamedTuple):
 
 
 def new_h11(max_head_size: int) -> h11.Connection:
-    """A client-side h11 state machine at the start of a cycle."""
-    return h11.Connection(h11.CLIENT, max_incomplete_event_size=max_head_size)
+    """A client-side h11 state machine at the start of a cycle (one per
+    response on a kept-alive connection)."""
+    # max_incomplete_event_size by position: CPython builds an instance of
+    # a class called with keywords by a slower, general path.
+    return h11.Connection(h11.CLIENT, max_head_size)
 
 
 class Exchange:
@@ -114,22 +123,8 @@ class Exchange:
         LocalProtocolError: h11 refuses the request.
     """
 
-    __slots__ = (
-        "_asks_to_close",
-        "_end_untold",
-        "_h11",
-        "_head_bytes",
-        "_life",
-        "_max_head_size",
-        "_response_close",
-        "body",
-        "finished",
-        "head_request",
-        "interim",
-        "request_head",
-        "response_started",
-        "reused",
-    )
+    # No __slots__: one is made per request, and CPython builds instances of
+    # a class without them by a shorter path (it enters __init__ directly).
 
     def __init__(
         self,
@@ -138,7 +133,6 @@ class Exchange:
         reused: bool,
         life: Lifetime,
         request: h11.Request,
-        *,
         ends_with_head: bool,
         asks_to_close: bool,
     ) -> None:
@@ -312,12 +306,12 @@ class Exchange:
         status = response.status_code
         h11_conn = self._h11
         if self.head_request or status == 204 or status == 304:
-            self.body = Counted(0, *h11_conn.trailing_data)  # no body, whatever the headers say
+            self.body = Counted(0, h11_conn)  # no body, whatever the headers say
         elif chunked or length is None:
             self.body = H11Body(h11_conn, self._max_head_size, chunked)
         else:
             # h11 checked Content-Length is one number; chunked wins.
-            self.body = Counted(int(length), *h11_conn.trailing_data)
+            self.body = Counted(int(length), h11_conn)
         if keep_alive:
             self._life.note_keep_alive(*parse_keep_alive(keep_alive))
         return Head(status, response.reason.decode("latin-1"), version_text, raw, encoding)

@@ -50,11 +50,12 @@ NEED_DATA: Final = Need.NEED_DATA
 
 class Counted:
     """A body of known length (``Content-Length``, or none at all), counted
-    past h11: first what h11 read past the head, then the socket's bytes."""
+    past h11: first what h11 read past the head, then the socket's bytes.
 
-    __slots__ = ("_early", "at_hand", "eof", "left", "past_end")
+    No ``__slots__``, as ``Exchange``: one is made per response."""
 
-    def __init__(self, length: int, early: bytes, eof: bool) -> None:
+    def __init__(self, length: int, h11_conn: h11.Connection) -> None:
+        early, eof = h11_conn.trailing_data
         #: Bytes still to come.
         self.left = length
         #: What the read of the head brought along: the body's start (or

@@ -24,7 +24,8 @@ comparison with the clock, and the reason is asked for only past it.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Final, NamedTuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from ._events import ExpiryReason
@@ -45,8 +46,10 @@ def server_timeout_margin(timeout: float) -> float:
     return min(1.0, timeout / 4)
 
 
-class ExpiryRules(NamedTuple):
-    """The client's own limits (None: no such limit)."""
+@dataclass(frozen=True, slots=True)
+class ExpiryRules:
+    """The client's own limits (None: no such limit). Slots, not a tuple:
+    they are read at every check-in, and a slot reads faster."""
 
     idle_timeout: float | None
     max_requests: int | None

@@ -70,7 +70,13 @@ class Response:
         connection_id: int = -1,
         reused: bool = False,
     ) -> None:
-        self._start(status, reason, http_version, url, connection_id, reused)
+        self.status = status
+        self.reason = reason
+        self.http_version = http_version
+        self.url = url
+        self.history: list[Response] = []
+        self.connection_id = connection_id
+        self.reused = reused
         self._headers: Headers | None = headers
         self._raw_headers: list[tuple[bytes, bytes]] = []
         self._content_encoding = headers.get("content-encoding")
@@ -83,18 +89,24 @@ class Response:
         cls,
         head: Head,
         url: str,
-        body: BodyStream | AsyncBodyStream | None,
-        *,
         connection_id: int,
         reused: bool,
+        content: bytes | None,
+        body: BodyStream | AsyncBodyStream | None,
         max_decoded_size: int | None,
-        content: bytes | None = None,
     ) -> Response:
         """A response whose body is still to be read from ``body``, or, with
-        ``body`` None, whose ``content`` is all of it (the client's path;
-        its headers are built only if someone looks)."""
+        ``body`` None, whose ``content`` is all of it: the client's path,
+        once per response, setting what ``__init__`` sets (its headers are
+        built only if someone looks)."""
         self = cls.__new__(cls)
-        self._start(head.status, head.reason, head.http_version, url, connection_id, reused)
+        self.status = head.status
+        self.reason = head.reason
+        self.http_version = head.http_version
+        self.url = url
+        self.history = []
+        self.connection_id = connection_id
+        self.reused = reused
         self._headers = None
         self._raw_headers = head.raw_headers
         self._content_encoding = head.content_encoding
@@ -102,24 +114,6 @@ class Response:
         self._body = body
         self._max_decoded_size = max_decoded_size
         return self
-
-    def _start(
-        self,
-        status: int,
-        reason: str,
-        http_version: str,
-        url: str,
-        connection_id: int,
-        reused: bool,
-    ) -> None:
-        """The public facts, the same for both constructors."""
-        self.status = status
-        self.reason = reason
-        self.http_version = http_version
-        self.url = url
-        self.history: list[Response] = []
-        self.connection_id = connection_id
-        self.reused = reused
 
     @property
     def headers(self) -> Headers:

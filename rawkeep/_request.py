@@ -64,6 +64,7 @@ class Request:
         "route",
         "url",
         "url_text",
+        "via_proxy",
     )
 
     def __init__(
@@ -88,9 +89,12 @@ class Request:
         #: an idempotent method with a body that can be replayed. Kept, as
         #: the pool asks for every request.
         self.is_retryable = method in IDEMPOTENT_METHODS and self.is_replayable
+        #: It goes through a proxy (forwarded, or through a tunnel). Kept, as
+        #: the client asks for every request.
+        self.via_proxy = route.proxy is not None
         # A forward proxy gets http:// targets in absolute form; everything
         # else (direct, or inside a CONNECT tunnel) in origin form.
-        proxied = route.proxy is not None and url.scheme == "http"
+        proxied = self.via_proxy and url.scheme == "http"
         target = url.absolute_target if proxied else url.target
         self.h11_request = _to_h11(method, target, headers)
         #: The headers ask for ``Expect: 100-continue`` and there is a body.
