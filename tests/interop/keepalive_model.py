@@ -38,6 +38,10 @@ class Policy:
     http10: bool = False
     #: The server sends ``Keep-Alive: timeout=N``.
     advertised_timeout: float | None = None
+    #: Its idle timer fires after the same idle time every time (within
+    #: ``rawkeep._learned.matches``), so two closes teach the client the
+    #: limit: False for a server that checks idle connections now and then.
+    precise_idle_timer: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,8 +69,9 @@ class Prediction:
     closed_by_response: int = 0
     #: The last connection is still idle when the client closes.
     open_at_end: bool = False
-    #: Indices of the connections the client closed while they were idle
-    #: (retired on the server's Keep-Alive timeout, or by ``Client.close``).
+    #: Indices of the connections the client closed while the server still
+    #: kept them (retired before the server's idle timeout, or by
+    #: ``Client.close``).
     closed_by_client: list[int] = field(default_factory=list)
 
     @property
@@ -82,6 +87,7 @@ def predict(policy: Policy, schedule: Schedule) -> Prediction:
         client_limit = timeout - server_timeout_margin(timeout)
     result = Prediction()
     is_open = False
+    learned = None  # the client's limit learned from the server's closes
     for index in range(schedule.requests):
         if not is_open:
             result.requests_per_connection.append(0)
@@ -96,13 +102,20 @@ def predict(policy: Policy, schedule: Schedule) -> Prediction:
             result.closed_by_response += 1
             is_open = False
         if is_open and index in schedule.pause_after:
-            if client_limit is not None and schedule.pause >= client_limit:
+            limits = [limit for limit in (client_limit, learned) if limit is not None]
+            if limits and schedule.pause >= min(limits):
                 result.expired += 1
-                result.closed_by_client.append(result.connections - 1)
+                if policy.idle_timeout is None or schedule.pause < policy.idle_timeout:
+                    result.closed_by_client.append(result.connections - 1)
+                # else the server closed it first: the client retires a
+                # connection it knows is dead, without probing it
                 is_open = False
             elif policy.idle_timeout is not None and schedule.pause > policy.idle_timeout:
                 result.stale += 1
                 is_open = False
+                if result.stale == 2 and policy.precise_idle_timer:
+                    # Two closes after the same idle time: the limit is known.
+                    learned = policy.idle_timeout - server_timeout_margin(policy.idle_timeout)
     result.open_at_end = is_open
     if is_open:
         result.closed_by_client.append(result.connections - 1)
