@@ -24,6 +24,11 @@ time of their own. Each connection shows a little of that time:
     clearly longer than the learned limit: the server keeps connections
     longer now, and what was learned is forgotten.
 
+A close less than ``SHORTEST`` seconds after the connection went idle is
+no idle timer at all: the server closed it after its response (a limit on
+requests per connection it did not announce, an error, a restart), and it
+is left to the stale probe and the retry rule.
+
 One close teaches nothing yet: a restart, a crash or a limit on requests
 per connection closes connections after any idle time. A second close
 after the same idle time (within ``matches``), on another connection,
@@ -62,6 +67,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_LEARNED",
+    "SHORTEST",
     "TRUSTED_FOR",
     "IdleLimit",
     "Lesson",
@@ -73,6 +79,10 @@ __all__ = [
 #: Seconds a learned limit guides retryable requests after it was last seen
 #: to hold (see the module docstring).
 TRUSTED_FOR: Final = 300.0
+
+#: Closes sooner than this after going idle are not an idle timer's (see
+#: the module docstring); no server's idle limit is this short.
+SHORTEST: Final = 0.1
 
 #: Routes whose learned limits one client keeps.
 MAX_LEARNED: Final = 1024

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from ._exceptions import ClientClosed, PoolTimeout
 from ._keepalive import NEVER, ConnectionState
-from ._learned import MAX_LEARNED, Lesson, adopt, matches
+from ._learned import MAX_LEARNED, SHORTEST, Lesson, adopt, matches
 from ._pool_books import Doomed, Pooled, PoolStats, RouteBooks
 
 if TYPE_CHECKING:
@@ -388,7 +388,8 @@ class PoolCore(Generic[C]):
         host = self._hosts.get(conn.route)
         if host is None:
             return
-        idle = max(idle, 0.0)  # the kernel's milliseconds, rounded
+        if idle < SHORTEST:
+            return  # closed after its response: no idle timer's doing
         if host.learned is None:
             host.learned, host.candidate = adopt(host.candidate, idle, now)
             if host.learned is None:

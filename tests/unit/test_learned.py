@@ -107,6 +107,13 @@ def learn(shell: Shell, limit: float) -> None:
         shell.core.learn_close(conn, limit, "fin", shell.now)
 
 
+def test_closes_right_after_a_response_teach_nothing() -> None:
+    shell = Shell()
+    learn(shell, 0.05)  # closed 50 ms after going idle, twice: no timer
+    assert shell.core.lessons == []
+    assert shell.core.stats().per_host["http://a.test:80"].learned_idle_limit is None
+
+
 def test_core_learns_from_two_closes_and_says_so_once() -> None:
     shell = Shell()
     learn(shell, 2.0)
