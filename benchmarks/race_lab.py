@@ -43,9 +43,6 @@ import rawkeep  # noqa: E402
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-#: A client under test: send(method, url, body) -> status; raises on failure.
-Send = "Callable[[str, str, bytes | None], int]"
-
 #: The sweep: pauses STEP apart, three quarters of them before T.
 STEPS: Final = 40
 STEP: Final = 0.0001

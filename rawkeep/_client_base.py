@@ -226,18 +226,7 @@ class ClientBase:
                 origin=origin,
                 connection_id=conn.id,
             ) from exc
-        if self._emitter.enabled:
-            self._emitter.emit(
-                RequestRetried(
-                    connection_id=conn.id,
-                    origin=origin,
-                    time=now(),
-                    method=request.method,
-                    url=request.url_text,
-                    attempt=attempt + 1,
-                    error=exc.message,
-                )
-            )
+        self._say_retried(conn, request, attempt, exc.message)
 
     def _repeat_after_408(
         self, conn: Pooled, request: Request, response: Response, attempt: int
@@ -259,6 +248,12 @@ class ClientBase:
         if attempt >= self._retries:
             return False
         self._pool.learn_race(conn)  # an idle timer, firing just then
+        error = "the server answered 408 Request Timeout on a reused connection"
+        self._say_retried(conn, request, attempt, error)
+        return True
+
+    def _say_retried(self, conn: Pooled, request: Request, attempt: int, error: str) -> None:
+        """``RequestRetried``: ``request`` goes out again after ``error`` on ``conn``."""
         if self._emitter.enabled:
             self._emitter.emit(
                 RequestRetried(
@@ -268,10 +263,9 @@ class ClientBase:
                     method=request.method,
                     url=request.url_text,
                     attempt=attempt + 1,
-                    error="the server answered 408 Request Timeout on a reused connection",
+                    error=error,
                 )
             )
-        return True
 
     def _why_not_retry(self, request: Request, attempt: int) -> str | None:
         if not request.is_idempotent:

@@ -30,7 +30,14 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from ._events import ExpiryReason
 
-__all__ = ["NEVER", "ConnectionState", "ExpiryRules", "Lifetime", "server_timeout_margin"]
+__all__ = [
+    "NEVER",
+    "ConnectionState",
+    "ExpiryRules",
+    "Lifetime",
+    "server_timeout_margin",
+    "unretryable_margin",
+]
 
 #: ``expires_at`` of a connection no time-based rule will retire.
 NEVER: Final = float("inf")
@@ -44,6 +51,19 @@ def server_timeout_margin(timeout: float) -> float:
     loopback the true gap is well under a millisecond.
     """
     return min(1.0, timeout / 4)
+
+
+def unretryable_margin(limit: float) -> float:
+    """Seconds before a server's idle limit (announced or learned) that a
+    request which can't be sent again stops reusing a connection.
+
+    Twice the margin for the others: two seconds, or half the limit under
+    four seconds. The margin has to cover the time a request takes to
+    reach the server plus how late or early the server's timer fires; on
+    loopback both are well under a millisecond, across the world a round
+    trip is a few hundred.
+    """
+    return 2 * server_timeout_margin(limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +123,7 @@ class Lifetime:
         self.server_idle_limit: float | None = None
         self.server_requests_left: int | None = None
         #: The same timeout less the wider margin of requests that can't be
-        #: sent again (``_learned.unretryable_margin``).
+        #: sent again (``unretryable_margin``).
         self.server_unretryable_limit: float | None = None
         #: Seconds it had been idle when last taken for reuse.
         self.last_idle = 0.0
@@ -114,7 +134,7 @@ class Lifetime:
         """What a response's ``Keep-Alive`` header said (None: not said)."""
         if timeout is not None:
             self.server_idle_limit = timeout - server_timeout_margin(timeout)
-            self.server_unretryable_limit = timeout - 2 * server_timeout_margin(timeout)
+            self.server_unretryable_limit = timeout - unretryable_margin(timeout)
         if max_ is not None:
             self.server_requests_left = max_
 

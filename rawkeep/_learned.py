@@ -39,7 +39,7 @@ connections the way an announced ``Keep-Alive: timeout`` does, with the
 same margin (``_keepalive.server_timeout_margin``).
 
 Requests that can't be sent again (a POST, a streamed body) get a wider
-margin (``unretryable_margin``), whether the limit was announced or
+margin (``_keepalive.unretryable_margin``), whether the limit was announced or
 learned: a retry covers a GET that meets the close, nothing covers a POST.
 
 A learned limit guides every request for ``TRUSTED_FOR`` seconds after
@@ -59,7 +59,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, NamedTuple
 
-from ._keepalive import server_timeout_margin
+from ._keepalive import server_timeout_margin, unretryable_margin
 
 if TYPE_CHECKING:
     from ._events import Evidence
@@ -73,7 +73,6 @@ __all__ = [
     "Lesson",
     "adopt",
     "matches",
-    "unretryable_margin",
 ]
 
 #: Seconds a learned limit guides retryable requests after it was last seen
@@ -100,19 +99,6 @@ class Lesson(NamedTuple):
     evidence: Evidence
     #: How long the connection had been idle when it showed it.
     idle: float
-
-
-def unretryable_margin(limit: float) -> float:
-    """Seconds before a server's idle limit (announced or learned) that a
-    request which can't be sent again stops reusing a connection.
-
-    Twice the margin for the others: two seconds, or half the limit under
-    four seconds. The margin has to cover the time a request takes to
-    reach the server plus how late or early the server's timer fires; on
-    loopback both are well under a millisecond, across the world a round
-    trip is a few hundred.
-    """
-    return 2 * server_timeout_margin(limit)
 
 
 def matches(seconds: float, limit: float) -> bool:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import pytest
 
-from rawkeep._keepalive import ExpiryRules
+from rawkeep._keepalive import ExpiryRules, unretryable_margin
 from rawkeep._learned import (
     MAX_LEARNED,
     TRUSTED_FOR,
     IdleLimit,
     adopt,
     matches,
-    unretryable_margin,
 )
 from unit.test_pool_core import FakeConnection, Shell, route
 
