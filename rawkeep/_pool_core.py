@@ -366,7 +366,8 @@ class PoolCore(Generic[C]):
         if reason is None and self.is_closed:
             reason = "client_closed"
         if reason is None:
-            reason = conn.life.become_idle(now, self.rules, host.learned_limit(now))
+            learned = None if host.learned is None else host.learned_limit(now)
+            reason = conn.life.become_idle(now, self.rules, learned)
             expired = reason is not None
         if reason is None:
             host.idle.append(conn)
