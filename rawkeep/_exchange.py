@@ -41,6 +41,16 @@ The end of a bodiless request
   request. It is never sent: the verdict takes "sent whole" and "asked to
   close" from the request, and a reused connection's state machine is
   replaced anyway.
+
+Asking the server to say its limits
+  The first request of a connection carries ``Connection: keep-alive``
+  unless the caller set a ``Connection`` header of its own. It changes
+  nothing about persistence (HTTP/1.1 persists anyway), but Apache httpd
+  announces ``Keep-Alive: timeout=N, max=M`` only to a request that
+  carries the token, and a known limit retires connections before the
+  server closes them. Later requests on the connection don't repeat it:
+  the first answer's limits hold for the connection's life (the pool
+  counts ``max`` down itself).
 """
 
 from __future__ import annotations
@@ -78,6 +88,10 @@ _HEADERS_READ: Final = frozenset(
 
 #: h11 events are immutable; the one that ends every request body is shared.
 _END: Final = h11.EndOfMessage()
+
+#: The line that asks a server to announce its keep-alive limits, and the
+#: blank line that ends the head after it.
+_ASK_LIMITS: Final = b"Connection: keep-alive\r\n\r\n"
 
 
 @dataclass
@@ -158,10 +172,13 @@ class Exchange:
         #: The body has ended and the verdict is given.
         self.finished = False
         try:
-            #: The request head's bytes, for the shell to write.
-            self.request_head = h11_conn.send(request)
+            head = h11_conn.send(request)
         except h11.LocalProtocolError as exc:
             raise LocalProtocolError(f"can't send request: {exc}") from exc
+        if not reused and not _names_connection(request):
+            head = head[:-2] + _ASK_LIMITS  # see "Asking the server to say its limits"
+        #: The request head's bytes, for the shell to write.
+        self.request_head = head
 
     # -- the request ------------------------------------------------------------
 
@@ -351,6 +368,11 @@ class Exchange:
         if body.eof:
             return "connection_close"
         return None
+
+
+def _names_connection(request: h11.Request) -> bool:
+    """Whether the request has a ``Connection`` header of the caller's."""
+    return any(name == b"connection" for name, _ in request.headers)
 
 
 def _response_close(version: bytes, close: bool, both_framings: bool) -> CloseReason | None:

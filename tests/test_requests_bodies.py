@@ -33,16 +33,23 @@ def header_names(request: ReceivedRequest) -> list[bytes]:
 
 def test_default_request_headers(server: ScriptedServer, client: rawkeep.Client) -> None:
     client.get(f"{server.url}/path?q=1")
+    client.get(f"{server.url}/path?q=2")
 
-    (request,) = server.requests
-    raw = server.raw(0)
+    request, reusing = server.requests
+    assert reusing.connection == request.connection
+    raw = server.raw(0)  # the connection's bytes: both heads
+    first_head, second_head, _ = raw.split(b"\r\n\r\n")
     assert raw.startswith(b"GET /path?q=1 HTTP/1.1\r\n")
     assert request.header("host") == f"127.0.0.1:{server.port}".encode()
     assert request.header("user-agent") == f"rawkeep/{rawkeep.__version__}".encode()
     assert request.header("accept") == b"*/*"
-    # HTTP/1.1 is persistent by default: the client never says keep-alive.
-    assert b"connection" not in header_names(request)
-    assert b"keep-alive" not in raw.lower()
+    # HTTP/1.1 is persistent by default: the token never asks for that. The
+    # first request of a connection carries it once, last, so that Apache
+    # announces its limits; the requests that reuse the connection don't.
+    assert header_names(request).count(b"connection") == 1
+    assert first_head.endswith(b"\r\nConnection: keep-alive")
+    assert b"connection" not in header_names(reusing)
+    assert b"keep-alive" not in second_head.lower()
     # A GET without a body carries no framing headers at all.
     assert b"content-length" not in header_names(request)
     assert b"transfer-encoding" not in header_names(request)

@@ -14,6 +14,8 @@ nginx          ``$connection`` (nginx's connection serial number), plus
 gunicorn       the client's port (``%({REMOTE_PORT}e)s`` in the access log)
 uvicorn        the client's port (its access log prints ``host:port``)
 http.server    a serial number per accepted connection (the handler logs it)
+Apache httpd   the client's port, plus ``%k`` (requests before it on the
+               connection) and the request's ``Connection`` header
 ============== ============================================================
 
 The port is a connection key only for a sequential client (the requests of
@@ -25,11 +27,14 @@ from __future__ import annotations
 import contextlib
 import http.client
 import itertools
+import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -39,7 +44,6 @@ from .keepalive_model import Policy
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
     import trustme
 
@@ -58,6 +62,8 @@ class Served:
     connection: str
     #: The request's position on its connection (1-based), when logged.
     position: int | None = None
+    #: Its ``Connection`` header as the server saw it ("-": none), when logged.
+    connection_header: str | None = None
 
 
 @dataclass
@@ -494,6 +500,110 @@ def start_stdlib(
             name=f"http.server-{protocol}",
             url=f"http://127.0.0.1:{port}",
             policy=policy,
+            process=process,
+            read_log=read_log,
+        )
+
+    return start
+
+
+# -- Apache httpd ----------------------------------------------------------------
+
+#: Debian installs apache2 in /usr/sbin, with its modules in /usr/lib/apache2.
+APACHE = shutil.which("apache2") or shutil.which("apache2", path="/usr/sbin:/sbin")
+APACHE_MODULES = Path("/usr/lib/apache2/modules")
+
+APACHE_CONF = """\
+ServerRoot "{dir}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:{port}
+PidFile {dir}/httpd.pid
+DefaultRuntimeDir {dir}
+ErrorLog {dir}/error.log
+LogLevel warn
+LoadModule mpm_event_module {modules}/mod_mpm_event.so
+LoadModule authz_core_module {modules}/mod_authz_core.so
+LoadModule lua_module {modules}/mod_lua.so
+{user}
+KeepAlive On
+KeepAliveTimeout {keep_alive_timeout}
+MaxKeepAliveRequests {max_keep_alive_requests}
+LogFormat "%{{remote}}p %k %U%q %>s %{{Connection}}i" conn
+CustomLog {dir}/access.log conn
+DocumentRoot {dir}
+<Directory {dir}>
+    Require all granted
+</Directory>
+LuaMapHandler ^/ {dir}/echo.lua handle
+"""
+
+#: Answers every request with its target (a POST's body is read first).
+APACHE_LUA = """\
+function handle(r)
+  r.content_type = "text/plain"
+  if r.method == "POST" then r:requestbody() end
+  r:puts(r.unparsed_uri)
+  return apache2.OK
+end
+"""
+
+
+@pytest.fixture
+def start_apache(servers_stack: contextlib.ExitStack) -> Callable[..., InteropServer]:
+    """Start Apache httpd (event MPM):
+    ``start_apache(keep_alive_timeout=1, max_keep_alive_requests=100)``.
+
+    Its log keys a connection by the client's port, with ``%k`` (the
+    keep-alive requests before this one on the connection) as position.
+    """
+    if APACHE is None or not (APACHE_MODULES / "mod_lua.so").exists():
+        pytest.skip("Apache httpd is not installed (apt-get install apache2; .ci/run does)")
+    assert APACHE is not None
+    serials = itertools.count()
+
+    def start(*, keep_alive_timeout: int = 1, max_keep_alive_requests: int = 100) -> InteropServer:
+        # Started as root, Apache's workers run as nobody, and read the
+        # handler from this directory: not under the test's private tmp_path.
+        workdir = Path(tempfile.mkdtemp(prefix=f"rawkeep-apache-{next(serials)}-"))
+        servers_stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        workdir.chmod(0o755)
+        (workdir / "echo.lua").write_text(APACHE_LUA)
+        port = free_port()
+        root = os.geteuid() == 0
+        config = workdir / "httpd.conf"
+        config.write_text(
+            APACHE_CONF.format(
+                dir=workdir,
+                port=port,
+                modules=APACHE_MODULES,
+                user="User nobody\nGroup nogroup" if root else "",
+                keep_alive_timeout=keep_alive_timeout,
+                max_keep_alive_requests=max_keep_alive_requests,
+            )
+        )
+        argv = [APACHE, "-f", str(config), "-DFOREGROUND"]
+        process = ServerProcess("apache", argv, port=port, workdir=workdir)
+        servers_stack.enter_context(process)
+
+        def read_log() -> list[Served]:
+            served = []
+            for line in _lines(workdir / "access.log"):
+                client_port, before, target, _status, header = line.split(" ", 4)
+                served.append(Served(target, client_port, int(before) + 1, header))
+            return served
+
+        # Apache announces "Keep-Alive: timeout=T, max=M" to a request that
+        # carries "Connection: keep-alive" (rawkeep's first request on each
+        # connection), and closes after the M+1-th response: M *further*
+        # requests after the announcing one.
+        return InteropServer(
+            name="apache",
+            url=f"http://127.0.0.1:{port}",
+            policy=Policy(
+                idle_timeout=keep_alive_timeout,
+                max_requests=max_keep_alive_requests + 1,
+                advertised_timeout=keep_alive_timeout,
+            ),
             process=process,
             read_log=read_log,
         )

@@ -16,6 +16,7 @@ twice, independently:
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,10 @@ CASES = [
     pytest.param(("gunicorn", {"worker": "gthread"}), id="gunicorn-gthread-keep_alive_1"),
     pytest.param(("uvicorn", {"http": "h11"}), id="uvicorn-h11-timeout_keep_alive_1"),
     pytest.param(("uvicorn", {"http": "httptools"}), id="uvicorn-httptools-timeout_keep_alive_1"),
+    pytest.param(("apache", {}), id="apache-event-KeepAliveTimeout_1"),
+    pytest.param(
+        ("apache", {"max_keep_alive_requests": 2}), id="apache-event-MaxKeepAliveRequests_2"
+    ),
     pytest.param(("stdlib", {"protocol": "HTTP/1.0"}), id="http.server-HTTP/1.0"),
     pytest.param(("stdlib", {"protocol": "HTTP/1.1"}), id="http.server-HTTP/1.1-timeout_1"),
 ]
@@ -234,3 +239,38 @@ def test_nginx_keep_alive_header_retires_connections_before_nginx_does(
             "errors": 0,
         },
     )
+
+
+def test_apache_announces_its_limits_to_the_first_request(
+    start_apache: Callable[..., InteropServer],
+    make_client: Callable[..., rawkeep.Client],
+    events: EventRecorder,
+) -> None:
+    # Apache sends "Keep-Alive: timeout, max" only to a request carrying
+    # "Connection: keep-alive", which rawkeep puts on a connection's first
+    # request. Told its 1 s, rawkeep retires the connection idle for 0.9 s
+    # itself (past 1 s less the 0.25 s margin) instead of probing one that
+    # Apache may be closing.
+    server = start_apache(keep_alive_timeout=1, max_keep_alive_requests=5)
+    client = make_client()
+    first = client.get(server.url + "/first")
+    again = client.get(server.url + "/again")
+    assert first.headers.get("keep-alive") == "timeout=1, max=5"
+    assert again.reused
+    assert again.headers.get("keep-alive") is None  # not asked on a reused connection
+    time.sleep(0.9)
+    after = client.get(server.url + "/after")
+    assert not after.reused
+    assert [e.reason for e in events.of_type("ConnectionExpired")] == ["server_keep_alive"]
+    assert events.count("StaleConnectionDiscarded") == 0
+    # A caller's own Connection header is left alone: no token added.
+    client.get(server.url + "/own", headers={"Connection": "close"})
+    client.close()
+    served = server.wait_for_log(4, "/")
+    assert [(s.target, s.connection_header) for s in served] == [
+        ("/first", "keep-alive"),
+        ("/again", "-"),
+        ("/after", "keep-alive"),
+        ("/own", "close"),
+    ]
+    assert runs([s.connection for s in served]) == [2, 2]
