@@ -173,12 +173,28 @@ CLIENTS: Final[dict[str, Callable[[list[float]], tuple[Any, Any]]]] = {
 }
 
 
-class NodeServer:
-    """``race_server.js`` in a Node process: a precise idle timer, no header."""
+#: The lab's servers: (announced timeout as a factor of T, max, change).
+VARIANTS: Final[dict[str, str]] = {
+    "silent": "closes idle connections after T, says nothing",
+    "header": "closes after T, announces Keep-Alive: timeout=T",
+    "max": "announces timeout=T and Apache's max=3, closes after 4 requests",
+    "early": "announces timeout=2T but closes after T",
+    "change": "closes after T, then after T/2 from the middle of the run on",
+    "apache": "Apache httpd, KeepAliveTimeout T (whole seconds), asked or not",
+    "node": "Node's own: keepAliveTimeout T, announced, closes about 1 s later",
+}
 
-    def __init__(self, limit: float) -> None:
+
+class NodeServer:
+    """``race_server.js`` in a Node process: a precise idle timer."""
+
+    def __init__(self, limit: float, variant: str, calls: int) -> None:
+        announce = {"header": limit, "max": limit, "early": 2 * limit, "node": "own"}
+        argv = [str(limit), str(announce.get(variant, 0)), "3" if variant == "max" else "0"]
+        if variant == "change":
+            argv += [str(calls // 2), str(limit / 2)]
         self._process = subprocess.Popen(
-            ["node", str(HERE / "race_server.js"), str(limit)],
+            ["node", str(HERE / "race_server.js"), *argv],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -197,24 +213,110 @@ class NodeServer:
         return [line[5:] for line in lines if line.startswith("POST ")], lines.count("CONN")
 
 
-def sweep(name: str, method: str, limit: float, rounds: int) -> dict[str, object]:
+APACHE_CONF: Final = """\
+ServerRoot "{dir}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:{port}
+PidFile {dir}/httpd.pid
+DefaultRuntimeDir {dir}
+ErrorLog {dir}/error.log
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule lua_module /usr/lib/apache2/modules/mod_lua.so
+{user}
+KeepAlive On
+KeepAliveTimeout {timeout}
+LogFormat "%{{remote}}p %m %q" conn
+CustomLog {dir}/access.log conn
+DocumentRoot {dir}
+<Directory {dir}>
+    Require all granted
+</Directory>
+LuaMapHandler ^/ {dir}/ok.lua handle
+"""
+
+APACHE_LUA: Final = """\
+function handle(r)
+  r.content_type = "text/plain"
+  if r.method == "POST" then r:requestbody() end
+  r:puts("ok")
+  return apache2.OK
+end
+"""
+
+
+class ApacheServer:
+    """Apache httpd (event MPM), its idle limit whole seconds: it announces
+    ``Keep-Alive`` only to requests that carry ``Connection: keep-alive``."""
+
+    def __init__(self, limit: float) -> None:
+        import os
+        import shutil
+        import socket
+        import tempfile
+
+        self._dir = Path(tempfile.mkdtemp(prefix="race-lab-apache-"))
+        self._dir.chmod(0o755)  # its workers run as nobody when started as root
+        (self._dir / "ok.lua").write_text(APACHE_LUA)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        user = "User nobody\nGroup nogroup" if os.geteuid() == 0 else ""
+        conf = self._dir / "httpd.conf"
+        timeout = max(1, round(limit))
+        conf.write_text(APACHE_CONF.format(dir=self._dir, port=port, user=user, timeout=timeout))
+        apache = shutil.which("apache2", path="/usr/sbin:/usr/bin") or "apache2"
+        self._process = subprocess.Popen([apache, "-f", str(conf), "-DFOREGROUND"])
+        for _ in range(200):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                break
+            time.sleep(0.025)
+        else:
+            self._process.kill()
+            raise RuntimeError("apache2 did not start")
+        self.url = f"http://127.0.0.1:{port}"
+        self._log = self._dir / "access.log"
+
+    def stop(self) -> tuple[list[str], int]:
+        """Every POST id answered, and the connections (client ports) seen."""
+        import shutil
+
+        time.sleep(0.2)  # the last log line
+        lines = [line.split(" ") for line in self._log.read_text().splitlines()]
+        self._process.terminate()
+        self._process.wait(timeout=10)
+        shutil.rmtree(self._dir, ignore_errors=True)
+        posts = [query for _port, method, query in lines if method == "POST"]
+        return posts, len({port for port, *_ in lines}) - 1  # less the start-up probe
+
+
+def sweep(name: str, method: str, limit: float, rounds: int, variant: str) -> dict[str, object]:
     """One client, one method, against a fresh server."""
     learned: list[float] = []
     errors = calls = before = errors_before = 0
+    if variant == "apache":
+        limit = max(1, round(limit))
     pauses = [limit + (i - STEPS * 3 // 4) * STEP for i in range(STEPS)] * rounds
+    if variant == "node":  # from 0.5 T to 2.5 T: Node keeps longer than it says
+        pauses = [limit * (0.5 + 2 * i / STEPS) for i in range(STEPS)] * rounds
     random.Random(len(pauses)).shuffle(pauses)
-    server = NodeServer(limit)
+    server: NodeServer | ApacheServer
+    if variant == "apache":
+        server = ApacheServer(limit)
+    else:
+        server = NodeServer(limit, variant, len(pauses) + 1)
     send, close = CLIENTS[name](learned)
     try:
         for number, pause in enumerate([0.0, *pauses]):
             time.sleep(pause)
             body = b"id=%d" % number if method == "POST" else None
+            target = f"/?id={number}" if method == "POST" else "/"
             calls += 1
             knew = bool(learned)  # a call that teaches counts as before
             before += not knew
             ok = False  # an exception counts: it is what the user would see
             with contextlib.suppress(Exception):
-                ok = send(method, server.url + "/", body) == 200
+                ok = send(method, server.url + target, body) == 200
             if not ok:
                 errors += 1
                 errors_before += not knew
@@ -237,16 +339,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=float, default=0.5, help="the server's idle limit, s")
     parser.add_argument("--rounds", type=int, default=2, help="sweeps per client and method")
     parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated")
+    parser.add_argument("--variant", choices=VARIANTS, default="silent", help="the server")
     args = parser.parse_args(argv)
     names = [name for name in args.clients.split(",") if name]
-    print(f"server closes idle connections after {args.limit} s, says nothing")
+    print(f"server: {VARIANTS[args.variant]}; T = {args.limit} s")
     print(
         f"{'client':<14} {'method':<6} {'errors':>7} {'calls':>6} {'dup':>4} {'conns':>6} "
         f"{'before':>9}"
     )
     for name in names:
         for method in ("GET", "POST"):
-            row = sweep(name, method, args.limit, args.rounds)
+            row = sweep(name, method, args.limit, args.rounds, args.variant)
             before = "" if row["before"] is None else str(row["before"])
             print(
                 f"{name:<14} {method:<6} {row['errors']:>7} {row['calls']:>6} "
