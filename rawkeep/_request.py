@@ -16,9 +16,11 @@ from typing import IO, TYPE_CHECKING, Any, Final, TypeAlias, TypeGuard
 import h11
 
 from ._exceptions import LocalProtocolError
+from ._fields import field_pairs
 from ._headers import Headers
 
 if TYPE_CHECKING:
+    from ._fields import FieldValue
     from ._headers import HeadersInput
     from ._url import URL, Route
 
@@ -34,7 +36,7 @@ __all__ = [
 #: What ``content=`` accepts.
 Content: TypeAlias = "bytes | str | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes]"
 #: Form fields for ``data=``.
-FormInput: TypeAlias = "Mapping[str, str | int | float] | Iterable[tuple[str, str | int | float]]"
+FormInput: TypeAlias = "Mapping[str, FieldValue] | Iterable[tuple[str, FieldValue]]"
 
 #: Block size for streaming a file body.
 FILE_BLOCK: Final = 64 * 1024
@@ -262,10 +264,12 @@ def _check_content(content: object) -> None:
 
 
 def _encode_form(data: FormInput) -> bytes:
-    """``data=`` as ``application/x-www-form-urlencoded``.
+    """``data=`` as ``application/x-www-form-urlencoded`` (values encoded
+    as for ``params=``: see ``field_pairs``).
 
     Raises:
-        TypeError: ``data`` is a string (an encoded body goes in ``content=``).
+        TypeError: ``data`` is a string (an encoded body goes in
+            ``content=``), or a name or value of the wrong type.
     """
     from urllib.parse import urlencode
 
@@ -275,8 +279,7 @@ def _encode_form(data: FormInput) -> bytes:
             "data= takes a form: a dict or a list of (name, value) pairs;"
             " send a body that is already encoded with content="
         )
-    items = data.items() if isinstance(data, Mapping) else data
-    return urlencode([(k, str(v)) for k, v in items]).encode("ascii")
+    return urlencode(field_pairs(data, "data")).encode("ascii")
 
 
 def _is_stream(content: object) -> bool:
