@@ -57,7 +57,7 @@ class AsyncClient(ClientBase):
 
     Raises:
         TypeError, ValueError: an option has the wrong type or range.
-        InvalidURL: the proxy URL can't be used.
+        InvalidURL: the proxy URL or ``base_url`` can't be used.
     """
 
     _pool: AsyncPool

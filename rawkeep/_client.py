@@ -96,10 +96,14 @@ class Client(ClientBase):
             connection is found within 1.5 times this and discarded by the
             pool's idle probe); ``None`` leaves keepalive off. Not used for
             ``uds``. See docs/timeouts.md.
+        base_url: relative request URLs are joined to it, its path kept
+            (httpx's rule: ``items`` and ``/items`` from ``http://h/api``
+            both go to ``http://h/api/items``); absolute URLs are used as
+            they are.
 
     Raises:
         TypeError, ValueError: an option has the wrong type or range.
-        InvalidURL: the proxy URL can't be used.
+        InvalidURL: the proxy URL or ``base_url`` can't be used.
     """
 
     _pool: Pool
@@ -129,17 +133,23 @@ class Client(ClientBase):
 
         Args:
             method: e.g. "GET"; sent upper-cased, as requests and httpx do.
-            url: an absolute http or https URL.
-            params: query parameters appended to the URL's own.
+            url: an absolute http or https URL, or one relative to the
+                client's ``base_url``.
+            params: query parameters appended to the URL's own: a mapping
+                or pairs; a list or tuple value repeats its key, ``True`` /
+                ``False`` are ``true`` / ``false``, ``None`` is empty.
             headers: headers for this request; they replace the client's
                 defaults of the same name.
             content: the body: bytes, str (sent as UTF-8), an iterable of
                 bytes (sent chunked), or a binary file (streamed).
             json: a body serialised as JSON (Content-Type application/json).
-            data: a dict of form fields (application/x-www-form-urlencoded).
+            data: a dict of form fields (application/x-www-form-urlencoded),
+                values as for ``params``.
             timeout: overrides the client's timeout for this request.
 
         Raises:
+            TypeError, ValueError: an argument of the wrong type or value
+                (a ``params`` or ``data`` value names its key).
             InvalidURL: the URL can't be used.
             LocalProtocolError: the request can't be sent as valid HTTP.
             ClientClosed: the client is closed.

@@ -95,6 +95,7 @@ class ClientBase:
         max_header_size: int = 64 * 1024,
         max_decoded_size: int | None = None,
         tcp_keepalive: float | None = DEFAULT_TCP_KEEPALIVE,
+        base_url: str | None = None,
     ) -> None:
         self._connector = Connector(
             verify=verify, cert=cert, proxy=proxy, environ=os.environ if trust_env else None,
@@ -103,7 +104,7 @@ class ClientBase:
         self._requests = RequestFactory(
             headers=headers, auth=auth, cookies=cookies, connector=self._connector,
             expect_continue_above=_limit("expect_continue_above", expect_continue_above, 0),
-            async_bodies=self._async_bodies,
+            async_bodies=self._async_bodies, base_url=base_url,
         )  # fmt: skip
         self._max_header_size = _count("max_header_size", max_header_size, minimum=1024)
         self._max_decoded_size = _limit("max_decoded_size", max_decoded_size, 0)

@@ -18,7 +18,7 @@ from ._exceptions import LocalProtocolError
 from ._headers import Headers, HeadersInput
 from ._redirects import plan_redirect
 from ._request import Content, FormInput, Request, encode_body, merge_headers
-from ._url import URL, QueryParams, Route
+from ._url import URL, BaseURL, QueryParams, Route
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class RequestFactory:
         connector: decides each request's route (and proxy).
         expect_continue_above: ask ``Expect: 100-continue`` for bodies larger
             than this (or of unknown size); checked by the caller.
+        base_url: relative request URLs are joined to it (see ``BaseURL``).
         async_bodies: an async iterable may be a body (only the asyncio
             client can send one).
     """
@@ -58,6 +59,7 @@ class RequestFactory:
         connector: Connector,
         expect_continue_above: int | None,
         async_bodies: bool = False,
+        base_url: str | None = None,
     ) -> None:
         builtin = Headers(
             [
@@ -74,6 +76,7 @@ class RequestFactory:
         self._connector = connector
         self._expect_above = expect_continue_above
         self._async_bodies = async_bodies
+        self._base = None if base_url is None else BaseURL(base_url)
         # Requests with nothing per-request (no headers, body, params or
         # auth; no cookie jar) are the same every time: keep them built.
         # Parsing the URL, merging headers and h11's validation are about a
@@ -160,6 +163,8 @@ class RequestFactory:
             # A tunnel through a proxy is opened by the pool (proxy=), never
             # as a request: its 2xx would switch the connection to raw bytes.
             raise LocalProtocolError("CONNECT can't be sent as a request; use proxy= for tunnels")
+        if self._base is not None:
+            url = self._base.join(url)
         parsed = URL(url, params=params)
         merged = Headers([("Host", parsed.origin.host_header)])
         # The client's headers, then the request's, each replacing by name
