@@ -7,6 +7,8 @@ connection was even opened (``server.accepted == 0``).
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -15,7 +17,9 @@ import pytest
 import rawkeep
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Callable
+    from pathlib import Path
 
     from servers.scripted import ScriptedServer
 
@@ -166,3 +170,61 @@ def test_malformed_fields_are_a_type_error(
     with pytest.raises(TypeError, match=rf"{what}="):
         client.post(server.url, **{what: fields})
     assert server.accepted == 0
+
+
+# -- TLS files, read when the client is made -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"verify": "nonexistent.pem"},
+        {"cert": "nope.pem"},
+        {"verify": False, "cert": "nope.pem"},
+    ],
+    ids=["verify", "cert", "cert-no-verify"],
+)
+def test_missing_tls_files_fail_at_construction(
+    make_client: Callable[..., rawkeep.Client], options: dict[str, Any]
+) -> None:
+    with pytest.raises(rawkeep.TLSError, match=r"nonexistent\.pem|nope\.pem") as caught:
+        make_client(**options)
+    assert isinstance(caught.value.__cause__, FileNotFoundError)
+
+
+def test_missing_key_file_fails_at_construction(
+    make_client: Callable[..., rawkeep.Client], tls_ca: Any, tmp_path: Path
+) -> None:
+    certificate = tmp_path / "client.crt"
+    tls_ca.issue_cert("client.test").cert_chain_pems[0].write_to_path(str(certificate))
+    with pytest.raises(rawkeep.TLSError, match="client certificate"):
+        make_client(cert=(str(certificate), str(tmp_path / "missing.key")))
+
+
+def test_a_file_that_is_not_pem_fails_at_construction(
+    make_client: Callable[..., rawkeep.Client], tmp_path: Path
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not a certificate\n")
+    with pytest.raises(rawkeep.TLSError, match="CA bundle"):
+        make_client(verify=str(bundle))
+
+
+def test_verify_directory_of_hashed_certificates_still_works(
+    make_client: Callable[..., rawkeep.Client],
+    start_keepalive_server: Callable[..., ScriptedServer],
+    server_ssl_context: ssl.SSLContext,
+    ca_pem_path: str,
+    tmp_path: Path,
+) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command to name a CA directory's files by hash")
+    subject_hash = subprocess.run(
+        [openssl, "x509", "-hash", "-noout", "-in", ca_pem_path],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.strip()  # fmt: skip
+    shutil.copy(ca_pem_path, tmp_path / f"{subject_hash}.0")
+    server = start_keepalive_server(ssl_context=server_ssl_context)
+    client = make_client(verify=str(tmp_path))
+    assert client.get(f"{server.url}/capath").content == b"/capath"
