@@ -176,10 +176,11 @@ def open_stream(connector: Connector, route: Route, timeout: float | None) -> St
     """Carry out ``connector.plan(route)`` with blocking sockets.
 
     Raises:
-        ConnectError, ConnectTimeout: the target, socket or proxy could not
-            be reached in time.
+        ConnectError, ConnectTimeout: the target or socket could not be
+            reached, or the proxy not in time.
         TLSError: the handshake failed or the certificate did not verify.
-        ProxyError: the proxy refused or broke the tunnel.
+        ProxyError: the proxy could not be reached, or refused or broke the
+            tunnel.
         (Each with the route's origin as ``origin``.)
     """
     try:
@@ -237,9 +238,22 @@ def _connect_proxy(plan: Plan, timeout: float | None, tcp_keepalive: float | Non
 
 
 def proxy_unreachable(plan: Plan, exc: ConnectError | ConnectTimeout) -> RawkeepError:
-    """The error for ``exc``, met connecting to ``plan``'s proxy: the same
-    class, saying it was the proxy."""
-    return type(exc)(f"proxy {plan.proxy}: {exc.message}")
+    """The error for ``exc``, met connecting to ``plan``'s proxy, saying it
+    was the proxy: a refused, unreachable or unresolvable proxy is a
+    ``ProxyError`` (the target was never tried; a program, or the command
+    line's exit status, should not take it for the target's failure); a
+    connect that timed out stays a ``ConnectTimeout``, as every timeout is
+    one of the four."""
+    message = exc.message
+    for start in ("could not connect to ", "connect to "):
+        if message.startswith(start):
+            message = f"{start}proxy {message[len(start) :]}"
+            break
+    else:
+        message = f"could not connect to proxy {plan.proxy}: {message}"
+    if isinstance(exc, ConnectTimeout):
+        return ConnectTimeout(message)
+    return ProxyError(message)
 
 
 def tunnel_failed(

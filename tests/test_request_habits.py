@@ -7,8 +7,11 @@ connection was even opened (``server.accepted == 0``).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -19,7 +22,6 @@ import rawkeep
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable
-    from pathlib import Path
 
     from servers.scripted import ScriptedServer
 
@@ -228,3 +230,41 @@ def test_verify_directory_of_hashed_certificates_still_works(
     server = start_keepalive_server(ssl_context=server_ssl_context)
     client = make_client(verify=str(tmp_path))
     assert client.get(f"{server.url}/capath").content == b"/capath"
+
+
+# -- a dead proxy says it was the proxy ----------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_refused_proxy_is_a_proxy_error(
+    make_client: Callable[..., rawkeep.Client], refused_url: str, scheme: str
+) -> None:
+    client = make_client(proxy=refused_url)
+    proxy_address = refused_url.removeprefix("http://")
+    with pytest.raises(rawkeep.ProxyError) as caught:
+        client.get(f"{scheme}://127.0.0.1:9/x")
+    error = caught.value
+    assert not isinstance(error, rawkeep.ConnectError)
+    assert error.message.startswith(f"could not connect to proxy {proxy_address}: ")
+    assert error.status is None
+    assert error.origin == f"{scheme}://127.0.0.1:9"
+    assert isinstance(error.__cause__, rawkeep.ConnectError)
+    assert client.pool_stats().active == 0
+
+
+def test_a_proxy_connect_timeout_stays_a_timeout(
+    make_client: Callable[..., rawkeep.Client], never_accepting_listener: str
+) -> None:
+    client = make_client(proxy=never_accepting_listener, timeout=0.3)
+    with pytest.raises(rawkeep.ConnectTimeout, match=r"^connect to proxy 127\.0\.0\.1:\d+ "):
+        client.get("http://127.0.0.1:9/x")
+
+
+def test_the_command_line_reports_a_dead_proxy_as_a_proxy_error(refused_url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "rawkeep", "--proxy", refused_url, "http://127.0.0.1:9/"],
+        capture_output=True, timeout=60, check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )  # fmt: skip
+    assert result.returncode == 12, result.stderr
+    assert b"proxy error: could not connect to proxy" in result.stderr
