@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from ._auth import AuthInput
     from ._headers import HeadersInput
+    from ._multipart import FilesInput
     from ._request import Content, FormInput, Request
     from ._url import QueryParams, Route
 
@@ -123,6 +124,7 @@ class Client(ClientBase):
         content: Content | None = None,
         json: Any = None,
         data: FormInput | None = None,
+        files: FilesInput | None = None,
         auth: AuthInput | None = None,
         timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
         follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
@@ -144,7 +146,12 @@ class Client(ClientBase):
                 bytes (sent chunked), or a binary file (streamed).
             json: a body serialised as JSON (Content-Type application/json).
             data: a dict of form fields (application/x-www-form-urlencoded),
-                values as for ``params``.
+                values as for ``params``; with ``files``, the plain fields
+                of the multipart form.
+            files: files for a multipart/form-data body: a mapping (or
+                pairs, for a name given twice) of name to content (bytes,
+                str or a binary file, streamed), ``(filename, content)`` or
+                ``(filename, content, content_type)``. See docs/uploads.md.
             timeout: overrides the client's timeout for this request.
 
         Raises:
@@ -158,7 +165,8 @@ class Client(ClientBase):
             RemoteProtocolError: the server broke the exchange.
         """
         response = self._send(
-            method, url, params, headers, content, json, data, auth, timeout, follow_redirects,
+            method, url, params, headers, content, json, data, files, auth, timeout,
+            follow_redirects,
             True,  # whole: request() reads the body now
         )  # fmt: skip
         try:
@@ -179,6 +187,7 @@ class Client(ClientBase):
         content: Content | None = None,
         json: Any = None,
         data: FormInput | None = None,
+        files: FilesInput | None = None,
         auth: AuthInput | None = None,
         timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
         follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
@@ -191,7 +200,8 @@ class Client(ClientBase):
         one closes the connection. Arguments and errors as for ``request``.
         """
         response = self._send(
-            method, url, params, headers, content, json, data, auth, timeout, follow_redirects,
+            method, url, params, headers, content, json, data, files, auth, timeout,
+            follow_redirects,
             False,
         )  # fmt: skip
         try:
@@ -199,33 +209,103 @@ class Client(ClientBase):
         finally:
             response.close()
 
-    def get(self, url: str, **kwargs: Any) -> Response:
+    def get(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``request("GET", url, ...)``."""
-        return self.request("GET", url, **kwargs)
+        return self.request(
+            "GET", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    def head(self, url: str, **kwargs: Any) -> Response:
+    def head(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``request("HEAD", url, ...)``."""
-        return self.request("HEAD", url, **kwargs)
+        return self.request(
+            "HEAD", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    def options(self, url: str, **kwargs: Any) -> Response:
+    def options(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``request("OPTIONS", url, ...)``."""
-        return self.request("OPTIONS", url, **kwargs)
+        return self.request(
+            "OPTIONS", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    def delete(self, url: str, **kwargs: Any) -> Response:
+    def delete(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``request("DELETE", url, ...)``."""
-        return self.request("DELETE", url, **kwargs)
+        return self.request(
+            "DELETE", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    def post(self, url: str, **kwargs: Any) -> Response:
+    def post(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``request("POST", url, ...)``."""
-        return self.request("POST", url, **kwargs)
+        return self.request(
+            "POST", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    def put(self, url: str, **kwargs: Any) -> Response:
+    def put(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``request("PUT", url, ...)``."""
-        return self.request("PUT", url, **kwargs)
+        return self.request(
+            "PUT", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    def patch(self, url: str, **kwargs: Any) -> Response:
+    def patch(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``request("PATCH", url, ...)``."""
-        return self.request("PATCH", url, **kwargs)
+        return self.request(
+            "PATCH", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
     def close(self) -> None:
         """Close every idle connection and refuse new requests.
@@ -257,14 +337,16 @@ class Client(ClientBase):
         content: Content | None,
         json: Any,
         data: FormInput | None,
+        files: FilesInput | None,
         auth: AuthInput | None,
         timeout: TimeoutInput | UseClientDefault,
         follow_redirects: bool | UseClientDefault,
         whole: bool,
     ) -> Response:
         request, limits, follow, after = self._prepare(
-            method, url, params, headers, content, json, data, auth, timeout, follow_redirects
-        )
+            method, url, params, headers, content, json, data, files, auth, timeout,
+            follow_redirects,
+        )  # fmt: skip
         history: list[Response] = []
         while True:
             response = self._send_with_retries(request, limits, whole)

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from ._exchange import Head
     from ._headers import HeadersInput
     from ._models import Response
+    from ._multipart import FilesInput
     from ._pool_core import Pooled, PoolStats
     from ._pool_shell import PoolShell
     from ._request import Content, FormInput, Request
@@ -143,6 +144,7 @@ class ClientBase:
         content: Content | None,
         json: Any,
         data: FormInput | None,
+        files: FilesInput | None,
         auth: AuthInput | None,
         timeout: TimeoutInput | UseClientDefault,
         follow_redirects: bool | UseClientDefault,
@@ -151,7 +153,9 @@ class ClientBase:
         whether a response needs ``_next_request`` at all (a redirect to
         follow, a proxy's 407 to catch, a cookie jar to update); every check
         of the caller's input, before any I/O."""
-        request = self._requests.build(method, url, params, headers, content, json, data, auth)
+        request = self._requests.build(
+            method, url, params, headers, content, json, data, files, auth
+        )
         limits = self._timeout if timeout is USE_CLIENT_DEFAULT else to_timeout(timeout)
         if follow_redirects is USE_CLIENT_DEFAULT:
             follow_redirects = self._follow_redirects

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from ._connect import Connector
     from ._models import Response
+    from ._multipart import FilesInput
 
 __all__ = ["USER_AGENT", "RequestFactory"]
 
@@ -92,6 +93,7 @@ class RequestFactory:
         content: Content | None,
         json: Any,
         data: FormInput | None,
+        files: FilesInput | None,
         auth: AuthInput | None,
     ) -> Request:
         """The request for a caller's arguments.
@@ -107,13 +109,14 @@ class RequestFactory:
             and content is None
             and json is None
             and data is None
+            and files is None
             and auth is None
             and self._cookies is None
         ):
             # A request with no per-request parts, from the cache when seen.
             request = self._prepared.get((method, url))
             return self._build_plain(method, url) if request is None else request
-        return self._build(method, url, params, headers, content, json, data, auth)
+        return self._build(method, url, params, headers, content, json, data, files, auth)
 
     def follow(self, request: Request, response: Response) -> Request:
         """The request that follows ``response``, a redirect to ``request``.
@@ -134,7 +137,7 @@ class RequestFactory:
 
     def _build_plain(self, method: str, url: str) -> Request:
         """A request with no per-request parts, built and kept."""
-        request = self._build(method, url, None, None, None, None, None, None)
+        request = self._build(method, url, None, None, None, None, None, None, None)
         if len(self._prepared) >= PREPARED_CACHE_SIZE:
             self._prepared.clear()  # crude, bounded, and rarely hit
         self._prepared[(method, url)] = request
@@ -149,6 +152,7 @@ class RequestFactory:
         content: Content | None,
         json: Any,
         data: FormInput | None,
+        files: FilesInput | None,
         auth: AuthInput | None,
     ) -> Request:
         if not isinstance(method, str):
@@ -173,7 +177,7 @@ class RequestFactory:
         self._add_auth(merged, parsed, auth)
         self._add_cookies(merged, parsed)
         route = self._route(parsed, merged)
-        body = encode_body(method, merged, content, json, data)
+        body = encode_body(method, merged, content, json, data, files)
         if body is not None and not self._async_bodies and hasattr(body, "__aiter__"):
             raise TypeError("an async iterable body can only be sent by AsyncClient")
         if self._expect_above is not None and "expect" not in merged:
