@@ -12,16 +12,20 @@ object would send its Python repr, which no server means to receive.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["FieldValue", "field_pairs"]
 
 #: One value of a query parameter or form field: a scalar, or a list or
 #: tuple of them for a key repeated once per item (httpx's encoding:
 #: ``True`` -> ``true``, ``False`` -> ``false``, ``None`` -> empty).
+#: (Typed as a ``Sequence``, as httpx types it, so that a ``list[str]``
+#: passes; at run time a list or a tuple.)
 FieldValue: TypeAlias = (
-    "str | int | float | bool | list[str | int | float | bool | None]"
-    " | tuple[str | int | float | bool | None, ...] | None"
+    "str | int | float | bool | Sequence[str | int | float | bool | None] | None"
 )
 
 

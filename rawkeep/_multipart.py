@@ -40,7 +40,7 @@ from ._fields import field_pairs
 from ._file_bodies import file_size, is_file_body, read_blocks, start_of
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     from ._headers import Headers
 
@@ -55,7 +55,7 @@ FileValue: TypeAlias = (
     "FileContent | tuple[str | None, FileContent] | tuple[str | None, FileContent, str | None]"
 )
 #: What ``files=`` accepts: a mapping, or pairs for a name given twice.
-FilesInput: TypeAlias = "Mapping[str, FileValue] | Iterable[tuple[str, FileValue]]"
+FilesInput: TypeAlias = "Mapping[str, FileValue] | Sequence[tuple[str, FileValue]]"
 
 #: The file name of a part whose content has none (httpx's choice).
 DEFAULT_FILENAME: Final = "upload"

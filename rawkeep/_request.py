@@ -21,6 +21,8 @@ from ._headers import Headers
 from ._multipart import MultipartBody, encode_multipart
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ._fields import FieldValue
     from ._headers import HeadersInput
     from ._multipart import FilesInput
@@ -36,8 +38,10 @@ __all__ = [
 
 #: What ``content=`` accepts.
 Content: TypeAlias = "bytes | str | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes]"
-#: Form fields for ``data=``.
-FormInput: TypeAlias = "Mapping[str, FieldValue] | Iterable[tuple[str, FieldValue]]"
+#: Form fields for ``data=``: a mapping, or a list of pairs (typed as a
+#: ``Sequence``, not any iterable, so that mypy reads a dict literal of
+#: mixed values as the mapping; at run time any iterable of pairs works).
+FormInput: TypeAlias = "Mapping[str, FieldValue] | Sequence[tuple[str, FieldValue]]"
 
 # RFC 9110 section 9.2.2: methods whose repetition has the same effect.
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})

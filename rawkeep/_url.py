@@ -24,7 +24,7 @@ from ._fields import field_pairs
 from ._idna import idna_host
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Mapping, Sequence
 
     from ._fields import FieldValue
 
@@ -37,8 +37,9 @@ __all__ = [
     "merge_params",
 ]
 
-#: What ``params=`` accepts: a mapping or an iterable of pairs.
-QueryParams: TypeAlias = "Mapping[str, FieldValue] | Iterable[tuple[str, FieldValue]]"
+#: What ``params=`` accepts: a mapping or a list of pairs (see ``FormInput``
+#: in ``_request`` for why a ``Sequence``).
+QueryParams: TypeAlias = "Mapping[str, FieldValue] | Sequence[tuple[str, FieldValue]]"
 
 DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
