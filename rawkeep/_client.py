@@ -137,26 +137,18 @@ class Client(ClientBase):
             method: e.g. "GET"; sent upper-cased, as requests and httpx do.
             url: an absolute http or https URL, or one relative to the
                 client's ``base_url``.
-            params: query parameters appended to the URL's own: a mapping
-                or pairs; a list or tuple value repeats its key, ``True`` /
-                ``False`` are ``true`` / ``false``, ``None`` is empty.
-            headers: headers for this request; they replace the client's
-                defaults of the same name.
+            params: query parameters appended to the URL's own (a list
+                value repeats its key; docs/api.md).
+            headers: they replace the client's headers of the same name.
             content: the body: bytes, str (sent as UTF-8), an iterable of
                 bytes (sent chunked), or a binary file (streamed).
             json: a body serialised as JSON (Content-Type application/json).
-            data: a dict of form fields (application/x-www-form-urlencoded),
-                values as for ``params``; with ``files``, the plain fields
-                of the multipart form.
-            files: files for a multipart/form-data body: a mapping (or
-                pairs, for a name given twice) of name to content (bytes,
-                str or a binary file, streamed), ``(filename, content)`` or
-                ``(filename, content, content_type)``. See docs/uploads.md.
+            data: form fields (urlencoded, or beside ``files``).
+            files: a multipart/form-data body (docs/uploads.md).
             timeout: overrides the client's timeout for this request.
 
         Raises:
-            TypeError, ValueError: an argument of the wrong type or value
-                (a ``params`` or ``data`` value names its key).
+            TypeError, ValueError: an argument of the wrong type or value.
             InvalidURL: the URL can't be used.
             LocalProtocolError: the request can't be sent as valid HTTP.
             ClientClosed: the client is closed.
