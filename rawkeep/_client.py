@@ -135,8 +135,7 @@ class Client(ClientBase):
 
         Args:
             method: e.g. "GET"; sent upper-cased, as requests and httpx do.
-            url: an absolute http or https URL, or one relative to the
-                client's ``base_url``.
+            url: an absolute http(s) URL, or one relative to ``base_url``.
             params: query parameters appended to the URL's own (a list
                 value repeats its key; docs/api.md).
             headers: they replace the client's headers of the same name.
@@ -149,11 +148,10 @@ class Client(ClientBase):
 
         Raises:
             TypeError, ValueError: an argument of the wrong type or value.
-            InvalidURL: the URL can't be used.
-            LocalProtocolError: the request can't be sent as valid HTTP.
+            InvalidURL, LocalProtocolError: the URL, or the request as HTTP.
             ClientClosed: the client is closed.
-            ConnectError, ConnectTimeout, TLSError: opening a connection.
-            ReadTimeout, WriteTimeout, PoolTimeout: a time limit passed.
+            ConnectError, ProxyError, TLSError: opening a connection.
+            TimeoutError: one of the four time limits passed.
             RemoteProtocolError: the server broke the exchange.
         """
         response = self._send(
