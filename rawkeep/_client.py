@@ -129,9 +129,7 @@ class Client(ClientBase):
         timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
         follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
     ) -> Response:
-        """Send a request, read the whole response body, and return it.
-
-        The connection is back in the pool (or closed) when this returns.
+        """Send a request, read the whole body, give the connection back, return the response.
 
         Args:
             method: e.g. "GET"; sent upper-cased, as requests and httpx do.
