@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from ._auth import AuthInput
     from ._headers import HeadersInput
+    from ._multipart import FilesInput
     from ._request import Content, FormInput, Request
     from ._url import QueryParams, Route
 
@@ -57,7 +58,7 @@ class AsyncClient(ClientBase):
 
     Raises:
         TypeError, ValueError: an option has the wrong type or range.
-        InvalidURL: the proxy URL can't be used.
+        InvalidURL: the proxy URL or ``base_url`` can't be used.
     """
 
     _pool: AsyncPool
@@ -79,6 +80,7 @@ class AsyncClient(ClientBase):
         content: Content | None = None,
         json: Any = None,
         data: FormInput | None = None,
+        files: FilesInput | None = None,
         auth: AuthInput | None = None,
         timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
         follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
@@ -95,7 +97,8 @@ class AsyncClient(ClientBase):
                 is closed and its slot freed.
         """
         response = await self._send(
-            method, url, params, headers, content, json, data, auth, timeout, follow_redirects,
+            method, url, params, headers, content, json, data, files, auth, timeout,
+            follow_redirects,
             True,  # whole: request() reads the body now
         )  # fmt: skip
         try:
@@ -116,6 +119,7 @@ class AsyncClient(ClientBase):
         content: Content | None = None,
         json: Any = None,
         data: FormInput | None = None,
+        files: FilesInput | None = None,
         auth: AuthInput | None = None,
         timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
         follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
@@ -128,7 +132,8 @@ class AsyncClient(ClientBase):
         connection). Arguments and errors as for ``request``.
         """
         response = await self._send(
-            method, url, params, headers, content, json, data, auth, timeout, follow_redirects,
+            method, url, params, headers, content, json, data, files, auth, timeout,
+            follow_redirects,
             False,
         )  # fmt: skip
         try:
@@ -136,33 +141,103 @@ class AsyncClient(ClientBase):
         finally:
             await response.aclose()
 
-    async def get(self, url: str, **kwargs: Any) -> Response:
+    async def get(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``await request("GET", url, ...)``."""
-        return await self.request("GET", url, **kwargs)
+        return await self.request(
+            "GET", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    async def head(self, url: str, **kwargs: Any) -> Response:
+    async def head(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``await request("HEAD", url, ...)``."""
-        return await self.request("HEAD", url, **kwargs)
+        return await self.request(
+            "HEAD", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    async def options(self, url: str, **kwargs: Any) -> Response:
+    async def options(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``await request("OPTIONS", url, ...)``."""
-        return await self.request("OPTIONS", url, **kwargs)
+        return await self.request(
+            "OPTIONS", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    async def delete(self, url: str, **kwargs: Any) -> Response:
+    async def delete(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``await request("DELETE", url, ...)``."""
-        return await self.request("DELETE", url, **kwargs)
+        return await self.request(
+            "DELETE", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    async def post(self, url: str, **kwargs: Any) -> Response:
+    async def post(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``await request("POST", url, ...)``."""
-        return await self.request("POST", url, **kwargs)
+        return await self.request(
+            "POST", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    async def put(self, url: str, **kwargs: Any) -> Response:
+    async def put(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``await request("PUT", url, ...)``."""
-        return await self.request("PUT", url, **kwargs)
+        return await self.request(
+            "PUT", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    async def patch(self, url: str, **kwargs: Any) -> Response:
+    async def patch(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``await request("PATCH", url, ...)``."""
-        return await self.request("PATCH", url, **kwargs)
+        return await self.request(
+            "PATCH", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
     async def aclose(self) -> None:
         """Close every idle connection and refuse new requests.
@@ -194,6 +269,7 @@ class AsyncClient(ClientBase):
         content: Content | None,
         json: Any,
         data: FormInput | None,
+        files: FilesInput | None,
         auth: AuthInput | None,
         timeout: TimeoutInput | UseClientDefault,
         follow_redirects: bool | UseClientDefault,
@@ -201,8 +277,9 @@ class AsyncClient(ClientBase):
     ) -> Response:
         self._check_loop()
         request, limits, follow, after = self._prepare(
-            method, url, params, headers, content, json, data, auth, timeout, follow_redirects
-        )
+            method, url, params, headers, content, json, data, files, auth, timeout,
+            follow_redirects,
+        )  # fmt: skip
         history: list[Response] = []
         while True:
             response = await self._send_with_retries(request, limits, whole)

@@ -36,10 +36,11 @@ async def open_stream(connector: Connector, route: Route, timeout: float | None)
     """Carry out ``connector.plan(route)`` on the running event loop.
 
     Raises:
-        ConnectError, ConnectTimeout: the target, socket or proxy could not
-            be reached in time.
+        ConnectError, ConnectTimeout: the target or socket could not be
+            reached, or the proxy not in time.
         TLSError: the handshake failed or the certificate did not verify.
-        ProxyError: the proxy refused or broke the tunnel.
+        ProxyError: the proxy could not be reached, or refused or broke the
+            tunnel.
         (Each with the route's origin as ``origin``.)
     """
     try:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from ._auth import AuthInput
     from ._headers import HeadersInput
+    from ._multipart import FilesInput
     from ._request import Content, FormInput, Request
     from ._url import QueryParams, Route
 
@@ -96,10 +97,14 @@ class Client(ClientBase):
             connection is found within 1.5 times this and discarded by the
             pool's idle probe); ``None`` leaves keepalive off. Not used for
             ``uds``. See docs/timeouts.md.
+        base_url: relative request URLs are joined to it, its path kept
+            (httpx's rule: ``items`` and ``/items`` from ``http://h/api``
+            both go to ``http://h/api/items``); absolute URLs are used as
+            they are.
 
     Raises:
         TypeError, ValueError: an option has the wrong type or range.
-        InvalidURL: the proxy URL can't be used.
+        InvalidURL: the proxy URL or ``base_url`` can't be used.
     """
 
     _pool: Pool
@@ -119,36 +124,37 @@ class Client(ClientBase):
         content: Content | None = None,
         json: Any = None,
         data: FormInput | None = None,
+        files: FilesInput | None = None,
         auth: AuthInput | None = None,
         timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
         follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
     ) -> Response:
-        """Send a request, read the whole response body, and return it.
-
-        The connection is back in the pool (or closed) when this returns.
+        """Send a request, read the whole body, give the connection back, return the response.
 
         Args:
             method: e.g. "GET"; sent upper-cased, as requests and httpx do.
-            url: an absolute http or https URL.
-            params: query parameters appended to the URL's own.
-            headers: headers for this request; they replace the client's
-                defaults of the same name.
+            url: an absolute http(s) URL, or one relative to ``base_url``.
+            params: query parameters appended to the URL's own (a list
+                value repeats its key; docs/api.md).
+            headers: they replace the client's headers of the same name.
             content: the body: bytes, str (sent as UTF-8), an iterable of
                 bytes (sent chunked), or a binary file (streamed).
             json: a body serialised as JSON (Content-Type application/json).
-            data: a dict of form fields (application/x-www-form-urlencoded).
+            data: form fields (urlencoded, or beside ``files``).
+            files: a multipart/form-data body (docs/uploads.md).
             timeout: overrides the client's timeout for this request.
 
         Raises:
-            InvalidURL: the URL can't be used.
-            LocalProtocolError: the request can't be sent as valid HTTP.
+            TypeError, ValueError: an argument of the wrong type or value.
+            InvalidURL, LocalProtocolError: the URL, or the request as HTTP.
             ClientClosed: the client is closed.
-            ConnectError, ConnectTimeout, TLSError: opening a connection.
-            ReadTimeout, WriteTimeout, PoolTimeout: a time limit passed.
+            ConnectError, ProxyError, TLSError: opening a connection.
+            TimeoutError: one of the four time limits passed.
             RemoteProtocolError: the server broke the exchange.
         """
         response = self._send(
-            method, url, params, headers, content, json, data, auth, timeout, follow_redirects,
+            method, url, params, headers, content, json, data, files, auth, timeout,
+            follow_redirects,
             True,  # whole: request() reads the body now
         )  # fmt: skip
         try:
@@ -169,6 +175,7 @@ class Client(ClientBase):
         content: Content | None = None,
         json: Any = None,
         data: FormInput | None = None,
+        files: FilesInput | None = None,
         auth: AuthInput | None = None,
         timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
         follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
@@ -181,7 +188,8 @@ class Client(ClientBase):
         one closes the connection. Arguments and errors as for ``request``.
         """
         response = self._send(
-            method, url, params, headers, content, json, data, auth, timeout, follow_redirects,
+            method, url, params, headers, content, json, data, files, auth, timeout,
+            follow_redirects,
             False,
         )  # fmt: skip
         try:
@@ -189,33 +197,103 @@ class Client(ClientBase):
         finally:
             response.close()
 
-    def get(self, url: str, **kwargs: Any) -> Response:
+    def get(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``request("GET", url, ...)``."""
-        return self.request("GET", url, **kwargs)
+        return self.request(
+            "GET", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    def head(self, url: str, **kwargs: Any) -> Response:
+    def head(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``request("HEAD", url, ...)``."""
-        return self.request("HEAD", url, **kwargs)
+        return self.request(
+            "HEAD", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    def options(self, url: str, **kwargs: Any) -> Response:
+    def options(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``request("OPTIONS", url, ...)``."""
-        return self.request("OPTIONS", url, **kwargs)
+        return self.request(
+            "OPTIONS", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    def delete(self, url: str, **kwargs: Any) -> Response:
+    def delete(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``request("DELETE", url, ...)``."""
-        return self.request("DELETE", url, **kwargs)
+        return self.request(
+            "DELETE", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    def post(self, url: str, **kwargs: Any) -> Response:
+    def post(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``request("POST", url, ...)``."""
-        return self.request("POST", url, **kwargs)
+        return self.request(
+            "POST", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    def put(self, url: str, **kwargs: Any) -> Response:
+    def put(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``request("PUT", url, ...)``."""
-        return self.request("PUT", url, **kwargs)
+        return self.request(
+            "PUT", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
-    def patch(self, url: str, **kwargs: Any) -> Response:
+    def patch(
+        self, url: str, *, params: QueryParams | None = None,
+        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
+        data: FormInput | None = None, files: FilesInput | None = None,
+        auth: AuthInput | None = None,
+        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> Response:  # fmt: skip
         """``request("PATCH", url, ...)``."""
-        return self.request("PATCH", url, **kwargs)
+        return self.request(
+            "PATCH", url, params=params, headers=headers, content=content, json=json,
+            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
 
     def close(self) -> None:
         """Close every idle connection and refuse new requests.
@@ -247,14 +325,16 @@ class Client(ClientBase):
         content: Content | None,
         json: Any,
         data: FormInput | None,
+        files: FilesInput | None,
         auth: AuthInput | None,
         timeout: TimeoutInput | UseClientDefault,
         follow_redirects: bool | UseClientDefault,
         whole: bool,
     ) -> Response:
         request, limits, follow, after = self._prepare(
-            method, url, params, headers, content, json, data, auth, timeout, follow_redirects
-        )
+            method, url, params, headers, content, json, data, files, auth, timeout,
+            follow_redirects,
+        )  # fmt: skip
         history: list[Response] = []
         while True:
             response = self._send_with_retries(request, limits, whole)

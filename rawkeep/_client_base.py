@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from ._exchange import Head
     from ._headers import HeadersInput
     from ._models import Response
+    from ._multipart import FilesInput
     from ._pool_core import Pooled, PoolStats
     from ._pool_shell import PoolShell
     from ._request import Content, FormInput, Request
@@ -95,6 +96,7 @@ class ClientBase:
         max_header_size: int = 64 * 1024,
         max_decoded_size: int | None = None,
         tcp_keepalive: float | None = DEFAULT_TCP_KEEPALIVE,
+        base_url: str | None = None,
     ) -> None:
         self._connector = Connector(
             verify=verify, cert=cert, proxy=proxy, environ=os.environ if trust_env else None,
@@ -103,7 +105,7 @@ class ClientBase:
         self._requests = RequestFactory(
             headers=headers, auth=auth, cookies=cookies, connector=self._connector,
             expect_continue_above=_limit("expect_continue_above", expect_continue_above, 0),
-            async_bodies=self._async_bodies,
+            async_bodies=self._async_bodies, base_url=base_url,
         )  # fmt: skip
         self._max_header_size = _count("max_header_size", max_header_size, minimum=1024)
         self._max_decoded_size = _limit("max_decoded_size", max_decoded_size, 0)
@@ -142,6 +144,7 @@ class ClientBase:
         content: Content | None,
         json: Any,
         data: FormInput | None,
+        files: FilesInput | None,
         auth: AuthInput | None,
         timeout: TimeoutInput | UseClientDefault,
         follow_redirects: bool | UseClientDefault,
@@ -150,7 +153,9 @@ class ClientBase:
         whether a response needs ``_next_request`` at all (a redirect to
         follow, a proxy's 407 to catch, a cookie jar to update); every check
         of the caller's input, before any I/O."""
-        request = self._requests.build(method, url, params, headers, content, json, data, auth)
+        request = self._requests.build(
+            method, url, params, headers, content, json, data, files, auth
+        )
         limits = self._timeout if timeout is USE_CLIENT_DEFAULT else to_timeout(timeout)
         if follow_redirects is USE_CLIENT_DEFAULT:
             follow_redirects = self._follow_redirects

@@ -88,8 +88,11 @@ class Connector:
 
     Raises:
         ValueError, TypeError: ``uds`` with a proxy, or not a path; ``verify``
-            of the wrong type; ``tcp_keepalive`` not a positive number.
+            or ``cert`` of the wrong type; ``tcp_keepalive`` not a positive
+            number.
         InvalidURL: the proxy URL can't be used.
+        TLSError: the CA bundle (``verify`` path), the certificate or the
+            key (``cert``) can't be loaded: missing, unreadable, not PEM.
     """
 
     def __init__(
@@ -116,6 +119,12 @@ class Connector:
         self._verify = verify
         self._cert = cert
         self._ssl_context: ssl.SSLContext | None = None
+        if isinstance(verify, str) or cert is not None:
+            # Files the caller named are read now: a missing or unreadable
+            # CA bundle, certificate or key is a mistake in the program,
+            # said at construction rather than at the first https request
+            # (which may come hours later, or only in production).
+            self._ssl_context = _load_ssl_context(verify, cert)
         self.tcp_keepalive = check_keepalive(tcp_keepalive)
         #: Host name -> IP literals, tried in that order instead of asking
         #: the resolver, as /etc/hosts would answer. Empty: tests fill it
@@ -146,25 +155,32 @@ class Connector:
     def ssl_context(self) -> ssl.SSLContext:
         """The TLS context every https connection shares.
 
-        Built on the first https connection: loading the system trust store
-        costs milliseconds that plain-http users should not pay. A race
-        between two first connections builds it twice, harmlessly.
+        Built on the first https connection when only ``verify=True`` or
+        ``False`` asks for it: loading the system trust store costs
+        milliseconds that plain-http users should not pay. A race between
+        two first connections builds it twice, harmlessly. (With a CA
+        bundle path or ``cert``, it was built when the client was made.)
         """
         if self._ssl_context is None:
-            from ._socket import make_ssl_context
-
-            self._ssl_context = make_ssl_context(self._verify, self._cert)
+            self._ssl_context = _load_ssl_context(self._verify, self._cert)
         return self._ssl_context
+
+
+def _load_ssl_context(verify: VerifyInput, cert: CertInput) -> ssl.SSLContext:
+    from ._socket import make_ssl_context
+
+    return make_ssl_context(verify, cert)
 
 
 def open_stream(connector: Connector, route: Route, timeout: float | None) -> Stream:
     """Carry out ``connector.plan(route)`` with blocking sockets.
 
     Raises:
-        ConnectError, ConnectTimeout: the target, socket or proxy could not
-            be reached in time.
+        ConnectError, ConnectTimeout: the target or socket could not be
+            reached, or the proxy not in time.
         TLSError: the handshake failed or the certificate did not verify.
-        ProxyError: the proxy refused or broke the tunnel.
+        ProxyError: the proxy could not be reached, or refused or broke the
+            tunnel.
         (Each with the route's origin as ``origin``.)
     """
     try:
@@ -222,9 +238,22 @@ def _connect_proxy(plan: Plan, timeout: float | None, tcp_keepalive: float | Non
 
 
 def proxy_unreachable(plan: Plan, exc: ConnectError | ConnectTimeout) -> RawkeepError:
-    """The error for ``exc``, met connecting to ``plan``'s proxy: the same
-    class, saying it was the proxy."""
-    return type(exc)(f"proxy {plan.proxy}: {exc.message}")
+    """The error for ``exc``, met connecting to ``plan``'s proxy, saying it
+    was the proxy: a refused, unreachable or unresolvable proxy is a
+    ``ProxyError`` (the target was never tried; a program, or the command
+    line's exit status, should not take it for the target's failure); a
+    connect that timed out stays a ``ConnectTimeout``, as every timeout is
+    one of the four."""
+    message = exc.message
+    for start in ("could not connect to ", "connect to "):
+        if message.startswith(start):
+            message = f"{start}proxy {message[len(start) :]}"
+            break
+    else:
+        message = f"could not connect to proxy {plan.proxy}: {message}"
+    if isinstance(exc, ConnectTimeout):
+        return ConnectTimeout(message)
+    return ProxyError(message)
 
 
 def tunnel_failed(

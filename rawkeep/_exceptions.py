@@ -11,7 +11,8 @@ The tree::
     ├── ClientClosed          the client was closed before the request
     ├── ConnectError          TCP connect failed (refused, unreachable, DNS)
     ├── TLSError              handshake or certificate verification failed
-    ├── ProxyError            the proxy refused the tunnel or wants credentials
+    ├── ProxyError            the proxy is unreachable, refused the tunnel or
+    │                         wants credentials
     ├── TimeoutError          any of the four timeouts below
     │   ├── ConnectTimeout    TCP connect + TLS handshake took too long
     │   ├── ReadTimeout       no byte of the response arrived in time
@@ -88,7 +89,8 @@ class ClientClosed(RawkeepError):
 
 class ConnectError(RawkeepError):
     """The TCP connection could not be opened: refused, unreachable, or the
-    host name did not resolve. Not raised for a timeout (``ConnectTimeout``)."""
+    host name did not resolve. Not raised for a timeout (``ConnectTimeout``),
+    nor for a proxy that can't be reached (``ProxyError``)."""
 
 
 class TLSError(RawkeepError):
@@ -99,8 +101,11 @@ class TLSError(RawkeepError):
 class ProxyError(RawkeepError):
     """The proxy refused the request or failed to reach the target.
 
-    Raised when a ``CONNECT`` tunnel is refused (any non-2xx status) and
-    when a proxy answers 407 (authentication required).
+    Raised when the proxy can't be reached (refused, unreachable, its name
+    does not resolve: the message starts ``could not connect to proxy``;
+    a connect to it that times out is a ``ConnectTimeout``), when a
+    ``CONNECT`` tunnel is refused (any non-2xx status) or broken, and when
+    a proxy answers 407 (authentication required).
 
     Attributes:
         status: the proxy's status code, when it sent one.

@@ -18,7 +18,7 @@ from ._exceptions import LocalProtocolError
 from ._headers import Headers, HeadersInput
 from ._redirects import plan_redirect
 from ._request import Content, FormInput, Request, encode_body, merge_headers
-from ._url import URL, QueryParams, Route
+from ._url import URL, BaseURL, QueryParams, Route
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from ._connect import Connector
     from ._models import Response
+    from ._multipart import FilesInput
 
 __all__ = ["USER_AGENT", "RequestFactory"]
 
@@ -45,6 +46,7 @@ class RequestFactory:
         connector: decides each request's route (and proxy).
         expect_continue_above: ask ``Expect: 100-continue`` for bodies larger
             than this (or of unknown size); checked by the caller.
+        base_url: relative request URLs are joined to it (see ``BaseURL``).
         async_bodies: an async iterable may be a body (only the asyncio
             client can send one).
     """
@@ -58,6 +60,7 @@ class RequestFactory:
         connector: Connector,
         expect_continue_above: int | None,
         async_bodies: bool = False,
+        base_url: str | None = None,
     ) -> None:
         builtin = Headers(
             [
@@ -74,6 +77,7 @@ class RequestFactory:
         self._connector = connector
         self._expect_above = expect_continue_above
         self._async_bodies = async_bodies
+        self._base = None if base_url is None else BaseURL(base_url)
         # Requests with nothing per-request (no headers, body, params or
         # auth; no cookie jar) are the same every time: keep them built.
         # Parsing the URL, merging headers and h11's validation are about a
@@ -89,6 +93,7 @@ class RequestFactory:
         content: Content | None,
         json: Any,
         data: FormInput | None,
+        files: FilesInput | None,
         auth: AuthInput | None,
     ) -> Request:
         """The request for a caller's arguments.
@@ -104,13 +109,14 @@ class RequestFactory:
             and content is None
             and json is None
             and data is None
+            and files is None
             and auth is None
             and self._cookies is None
         ):
             # A request with no per-request parts, from the cache when seen.
             request = self._prepared.get((method, url))
             return self._build_plain(method, url) if request is None else request
-        return self._build(method, url, params, headers, content, json, data, auth)
+        return self._build(method, url, params, headers, content, json, data, files, auth)
 
     def follow(self, request: Request, response: Response) -> Request:
         """The request that follows ``response``, a redirect to ``request``.
@@ -131,7 +137,7 @@ class RequestFactory:
 
     def _build_plain(self, method: str, url: str) -> Request:
         """A request with no per-request parts, built and kept."""
-        request = self._build(method, url, None, None, None, None, None, None)
+        request = self._build(method, url, None, None, None, None, None, None, None)
         if len(self._prepared) >= PREPARED_CACHE_SIZE:
             self._prepared.clear()  # crude, bounded, and rarely hit
         self._prepared[(method, url)] = request
@@ -146,6 +152,7 @@ class RequestFactory:
         content: Content | None,
         json: Any,
         data: FormInput | None,
+        files: FilesInput | None,
         auth: AuthInput | None,
     ) -> Request:
         if not isinstance(method, str):
@@ -160,6 +167,8 @@ class RequestFactory:
             # A tunnel through a proxy is opened by the pool (proxy=), never
             # as a request: its 2xx would switch the connection to raw bytes.
             raise LocalProtocolError("CONNECT can't be sent as a request; use proxy= for tunnels")
+        if self._base is not None:
+            url = self._base.join(url)
         parsed = URL(url, params=params)
         merged = Headers([("Host", parsed.origin.host_header)])
         # The client's headers, then the request's, each replacing by name
@@ -168,7 +177,7 @@ class RequestFactory:
         self._add_auth(merged, parsed, auth)
         self._add_cookies(merged, parsed)
         route = self._route(parsed, merged)
-        body = encode_body(method, merged, content, json, data)
+        body = encode_body(method, merged, content, json, data, files)
         if body is not None and not self._async_bodies and hasattr(body, "__aiter__"):
             raise TypeError("an async iterable body can only be sent by AsyncClient")
         if self._expect_above is not None and "expect" not in merged:

@@ -9,17 +9,23 @@ bytes always can, a seekable file can (it is rewound), an iterator can't.
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
-from typing import IO, TYPE_CHECKING, Any, Final, TypeAlias, TypeGuard
+from collections.abc import AsyncIterable, Iterable, Mapping
+from typing import IO, TYPE_CHECKING, Any, Final, TypeAlias
 
 import h11
 
 from ._exceptions import LocalProtocolError
+from ._fields import field_pairs
+from ._file_bodies import file_size, is_file_body, read_blocks, start_of
 from ._headers import Headers
+from ._multipart import MultipartBody, encode_multipart
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ._fields import FieldValue
     from ._headers import HeadersInput
+    from ._multipart import FilesInput
     from ._url import URL, Route
 
 __all__ = [
@@ -27,17 +33,15 @@ __all__ = [
     "FormInput",
     "Request",
     "encode_body",
-    "is_file_body",
     "merge_headers",
 ]
 
 #: What ``content=`` accepts.
 Content: TypeAlias = "bytes | str | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes]"
-#: Form fields for ``data=``.
-FormInput: TypeAlias = "Mapping[str, str | int | float] | Iterable[tuple[str, str | int | float]]"
-
-#: Block size for streaming a file body.
-FILE_BLOCK: Final = 64 * 1024
+#: Form fields for ``data=``: a mapping, or a list of pairs (typed as a
+#: ``Sequence``, not any iterable, so that mypy reads a dict literal of
+#: mixed values as the mapping; at run time any iterable of pairs works).
+FormInput: TypeAlias = "Mapping[str, FieldValue] | Sequence[tuple[str, FieldValue]]"
 
 # RFC 9110 section 9.2.2: methods whose repetition has the same effect.
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
@@ -84,7 +88,7 @@ class Request:
         self.url_text = str(url)
         self._file_start: int | None = None
         if is_file_body(body):
-            self._file_start = _tell(body)
+            self._file_start = start_of(body)
         #: The keep-alive race may send it again (RFC 9112 section 9.3.1):
         #: an idempotent method with a body that can be replayed. Kept, as
         #: the pool asks for every request.
@@ -127,6 +131,8 @@ class Request:
         body = self.body
         if body is None or isinstance(body, bytes):
             return True
+        if isinstance(body, MultipartBody):
+            return body.is_replayable
         return self._file_start is not None
 
     @property
@@ -141,7 +147,7 @@ class Request:
         if is_file_body(body):
             if self._file_start is not None:
                 body.seek(self._file_start)
-            return _read_blocks(body)
+            return read_blocks(body)
         return body
 
 
@@ -159,24 +165,6 @@ def _to_h11(method: str, target: str, headers: Headers) -> h11.Request:
         raise LocalProtocolError(f"invalid request: {exc}") from exc
     except UnicodeEncodeError as exc:
         raise LocalProtocolError(f"header names and values must be Latin-1: {exc}") from exc
-
-
-def is_file_body(body: object) -> TypeGuard[IO[bytes]]:
-    return hasattr(body, "read") and not isinstance(body, bytes | str)
-
-
-def _tell(body: IO[bytes]) -> int | None:
-    try:
-        return body.tell() if body.seekable() else None
-    except (AttributeError, OSError):
-        return None
-
-
-def _read_blocks(body: IO[bytes]) -> Iterator[bytes]:
-    while block := body.read(FILE_BLOCK):
-        if not isinstance(block, bytes):
-            raise TypeError("file bodies must be opened in binary mode")
-        yield block
 
 
 def merge_headers(base: Headers, extra: HeadersInput | None) -> Headers:
@@ -197,6 +185,7 @@ def encode_body(
     content: Content | None,
     json: Any,
     data: FormInput | None,
+    files: FilesInput | None = None,
 ) -> bytes | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes] | None:
     """Normalise the body and set its framing and type headers.
 
@@ -207,15 +196,11 @@ def encode_body(
     smuggled).
     """
     _check_content(content)
-    given = [
-        name
-        for name, value in (("content", content), ("json", json), ("data", data))
-        if value is not None
-    ]
-    if len(given) > 1:
-        raise TypeError(f"give at most one of content, json and data, not {' and '.join(given)}")
+    _check_one_body(content, json, data, files)
     body: bytes | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes] | None
-    if json is not None:
+    if files:  # as in httpx, an empty files= is no files: data= is then a plain form
+        body = encode_multipart(headers, files, data)
+    elif json is not None:
         import json as json_module
 
         body = json_module.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
@@ -240,6 +225,25 @@ def encode_body(
     return body
 
 
+def _check_one_body(content: object, json: object, data: object, files: object) -> None:
+    """Refuse two bodies at once (``data=`` beside ``files=`` is one: the
+    form's plain fields).
+
+    Raises:
+        TypeError: naming the arguments given together.
+    """
+    given = [
+        name
+        for name, value in (("content", content), ("json", json), ("data", data), ("files", files))
+        if value is not None and not (name == "data" and files is not None)
+    ]
+    if len(given) > 1:
+        raise TypeError(
+            f"give at most one of content, json, data and files (data= may go with files=),"
+            f" not {' and '.join(given)}"
+        )
+
+
 def _check_content(content: object) -> None:
     """Refuse, before any I/O, the ``content=`` a newcomer means as JSON or
     a form (a dict, a list of numbers).
@@ -262,10 +266,12 @@ def _check_content(content: object) -> None:
 
 
 def _encode_form(data: FormInput) -> bytes:
-    """``data=`` as ``application/x-www-form-urlencoded``.
+    """``data=`` as ``application/x-www-form-urlencoded`` (values encoded
+    as for ``params=``: see ``field_pairs``).
 
     Raises:
-        TypeError: ``data`` is a string (an encoded body goes in ``content=``).
+        TypeError: ``data`` is a string (an encoded body goes in
+            ``content=``), or a name or value of the wrong type.
     """
     from urllib.parse import urlencode
 
@@ -275,8 +281,7 @@ def _encode_form(data: FormInput) -> bytes:
             "data= takes a form: a dict or a list of (name, value) pairs;"
             " send a body that is already encoded with content="
         )
-    items = data.items() if isinstance(data, Mapping) else data
-    return urlencode([(k, str(v)) for k, v in items]).encode("ascii")
+    return urlencode(field_pairs(data, "data")).encode("ascii")
 
 
 def _is_stream(content: object) -> bool:
@@ -316,31 +321,10 @@ def _set_framing(
                 f"Content-Length {headers['content-length']} announced, but there is no body"
             )
     elif not has_length:
-        size = _file_size(body) if is_file_body(body) else None
+        size = body.size if isinstance(body, MultipartBody) else None
+        if is_file_body(body):
+            size = file_size(body)
         if size is None:
             headers["Transfer-Encoding"] = "chunked"
         else:
             headers["Content-Length"] = str(size)
-
-
-def _file_size(body: IO[bytes]) -> int | None:
-    """Bytes left in a file body: from fstat for a regular file, by seeking
-    for an in-memory one; None when unknown (a pipe, a socket)."""
-    import stat
-
-    try:
-        info = os.fstat(body.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        return info.st_size - body.tell()
-    except (AttributeError, OSError, ValueError):
-        pass  # no usable file descriptor (io.BytesIO raises UnsupportedOperation)
-    try:
-        if not body.seekable():
-            return None
-        position = body.tell()
-        end = body.seek(0, os.SEEK_END)
-        body.seek(position)
-        return end - position
-    except (AttributeError, OSError, ValueError):
-        return None

@@ -15,21 +15,31 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
-from typing import Final, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 from urllib.parse import quote, unquote, urlencode
 
 from ._auth import basic_auth_header, userinfo_credentials
 from ._exceptions import InvalidURL
+from ._fields import field_pairs
 from ._idna import idna_host
 
-__all__ = ["URL", "Origin", "QueryParams", "Route", "merge_params"]
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
-#: What ``params=`` accepts: a mapping or an iterable of pairs. Values that
-#: are not strings are converted with ``str()``; ``None`` values are dropped.
-QueryParams: TypeAlias = (
-    "Mapping[str, str | int | float | None] | Iterable[tuple[str, str | int | float | None]]"
-)
+    from ._fields import FieldValue
+
+__all__ = [
+    "URL",
+    "BaseURL",
+    "Origin",
+    "QueryParams",
+    "Route",
+    "merge_params",
+]
+
+#: What ``params=`` accepts: a mapping or a list of pairs (see ``FormInput``
+#: in ``_request`` for why a ``Sequence``).
+QueryParams: TypeAlias = "Mapping[str, FieldValue] | Sequence[tuple[str, FieldValue]]"
 
 DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
@@ -224,19 +234,56 @@ class URL:
         return hash(str(self))
 
 
+class BaseURL:
+    """A client's ``base_url``: what relative request URLs are joined to.
+
+    httpx's rule: the base path is kept and always ends in "/", and a
+    relative URL is appended to it with its leading slashes stripped, so
+    ``items`` and ``/items`` both go to ``http://h/api/items`` from a base
+    of ``http://h/api``. A URL with a scheme (``http://...``) is absolute
+    and is used as it is. Unlike httpx, a base URL with a query or a
+    fragment is refused: where a relative URL's path would go is unclear.
+
+    Args:
+        url: an absolute http or https URL.
+
+    Raises:
+        TypeError: ``url`` is not a str.
+        InvalidURL: it is not a usable absolute URL, or has a query or
+            fragment.
+    """
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, url: str) -> None:
+        if not isinstance(url, str):
+            raise TypeError(f"base_url must be a str, not {url!r}")
+        try:
+            URL(url)
+        except InvalidURL as exc:
+            raise InvalidURL(f"unusable base_url: {exc.message}") from exc
+        if "?" in url or "#" in url:
+            raise InvalidURL(f"base_url can't have a query or fragment: {_redact(url)!r}")
+        #: The base URL's text, ending in "/".
+        self.prefix = url if url.endswith("/") else url + "/"
+
+    def join(self, url: str) -> str:
+        """``url`` joined to the base when it is relative; else as it is."""
+        given: object = url
+        if not isinstance(given, str) or _SPLIT.match(url):
+            return url  # absolute (or not text: URL() says what is wrong)
+        return self.prefix + url.lstrip("/")
+
+
 def merge_params(query: str, params: QueryParams) -> str:
     """Append ``params`` to an encoded query string, form-encoded.
 
     Raises:
-        InvalidURL: a parameter name is not a string.
+        TypeError: a name is not a str, or a value is not a scalar or a
+            list or tuple of scalars (see ``field_pairs``).
+        InvalidURL: a name or value has no UTF-8 form (a lone surrogate).
     """
-    items = params.items() if isinstance(params, Mapping) else params
-    pairs: list[tuple[str, str]] = []
-    for key, value in items:
-        if not isinstance(key, str):
-            raise InvalidURL(f"query parameter names must be str, not {key!r}")
-        if value is not None:
-            pairs.append((key, value if isinstance(value, str) else str(value)))
+    pairs = field_pairs(params, "params")
     try:
         extra = urlencode(pairs)
     except UnicodeEncodeError:

@@ -43,8 +43,8 @@ class ExitCode(enum.IntEnum):
     OUTPUT = 10
     #: More redirects than --max-redirs with -L.
     REDIRECTS = 11
-    #: The proxy refused the request, asked for credentials (407), or could
-    #: not reach the target.
+    #: The proxy could not be reached, refused the request or the tunnel,
+    #: asked for credentials (407), or could not reach the target.
     PROXY = 12
     #: Interrupted with Ctrl-C.
     INTERRUPTED = 130
