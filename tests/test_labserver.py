@@ -14,6 +14,7 @@ import json
 import socket
 import threading
 import time
+import zlib
 from typing import TYPE_CHECKING
 
 import pytest
@@ -23,7 +24,7 @@ from rawkeep._app import labconnection, labserver
 from rawkeep._app.labserver import Behaviour, Exchange, LabServer
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 #: Bound (seconds) of every client wait; loopback answers in microseconds.
 WAIT = 5.0
@@ -147,7 +148,6 @@ def test_head_gets_the_length_and_no_body(server: LabServer) -> None:
         ("/status/99", "the status must be from 200 to 599, not 99"),
         ("/status/600", "the status must be from 0 to 599"),
         ("/redirect/0", "the number of redirects must be at least 1"),
-        ("/redirect", "give /redirect/N or /redirect?to=URL"),
         ("/redirect?to=/json&status=300", "status must be one of"),
         ("/chunked?chunks=-1", "chunks must be from 0"),
         ("/bytes/lots", "the size must be a number"),
@@ -177,6 +177,16 @@ def test_redirect_to_a_url_with_a_status(server: LabServer, client: rawkeep.Clie
     response = client.get(server.url + "/redirect?to=http://127.0.0.1:9/x&status=307")
     assert response.status == 307
     assert response.headers["location"] == "http://127.0.0.1:9/x"
+
+
+def test_bare_redirect_goes_to_json_and_loop_never_ends(
+    server: LabServer, client: rawkeep.Client
+) -> None:
+    response = client.get(server.url + "/redirect")
+    assert (response.status, response.headers["location"]) == (302, "/json")
+    assert response.text == "redirecting to /json\n"
+    with pytest.raises(rawkeep.TooManyRedirects):
+        client.get(server.url + "/loop", follow_redirects=True)
 
 
 def test_slow_waits_before_the_head(server: LabServer, client: rawkeep.Client) -> None:
@@ -217,6 +227,25 @@ def test_gzip_body(server: LabServer, client: rawkeep.Client) -> None:
         assert json.loads(gzip.decompress(response.read()))["gzipped"] is True
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize(
+    ("coding", "decompress"), [("gzip", gzip.decompress), ("deflate", zlib.decompress)]
+)
+def test_compressed_paths(
+    server: LabServer, coding: str, decompress: Callable[[bytes], bytes]
+) -> None:
+    with rawkeep.Client(timeout=WAIT) as client:
+        assert client.get(server.url + f"/{coding}").json()["connection"] == 0
+        with client.stream("GET", server.url + f"/{coding}/items?count=3") as response:
+            raw = b"".join(response.iter_raw())
+    assert response.headers["content-encoding"] == coding
+    assert [item["id"] for item in json.loads(decompress(raw))] == [1, 2, 3]
+
+
+def test_broken_gzip_does_not_decode(server: LabServer, client: rawkeep.Client) -> None:
+    with pytest.raises(rawkeep.DecodingError):
+        client.get(server.url + "/broken-gzip")
 
 
 def test_bytes_pattern_across_pieces(server: LabServer, client: rawkeep.Client) -> None:
