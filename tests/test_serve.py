@@ -28,6 +28,7 @@ import pytest
 
 import rawkeep
 from rawkeep._app import serve
+from rawkeep._app.labroutes import PATHS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -325,3 +326,15 @@ def test_a_taken_port_exits_1_and_says_so() -> None:
     assert process.returncode == 1
     assert err.startswith(f"rawkeep serve: can't listen on 127.0.0.1:{port}: ")
     assert "Traceback" not in err
+
+
+def test_lab_page_lists_every_path_and_option() -> None:
+    """docs/lab.md and the server can't drift: each path and option is on it."""
+    page = (REPO / "docs" / "lab.md").read_text(encoding="utf-8")
+    for paths, _ in PATHS:
+        for path in paths.split(", "):
+            assert f"`{path}" in page, f"docs/lab.md does not list {path}"
+    for action in serve.build_parser()._actions:
+        for option in action.option_strings:
+            if option.startswith("--") and option != "--help":
+                assert f"`{option}" in page, f"docs/lab.md does not list {option}"
