@@ -379,11 +379,33 @@ def test_http_1_0_request_gets_an_answer_and_a_close(server: LabServer) -> None:
         {"hang_up_on_request": 0},
         {"keep_alive_timeout": 0},
         {"drop_idle_after": -1.0},
+        {"delay": -0.1},
+        {"redirects": -1},
+        {"compress": "br"},
     ],
 )
 def test_behaviour_refuses_impossible_knobs(knobs: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="at least"):
+    with pytest.raises(ValueError, match=r"at least|must be one of"):
         Behaviour(**knobs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("accept", "compressed"),
+    [
+        ("gzip", True),
+        ("br, GZIP;q=0.5", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.000", False),
+        ("deflate, identity", False),
+    ],
+)
+def test_compress_knob_follows_accept_encoding(accept: str, compressed: bool) -> None:
+    with LabServer(Behaviour(compress="gzip")) as server, raw_connection(server) as sock:
+        sock.sendall(
+            f"GET /json HTTP/1.1\r\nHost: x\r\nAccept-Encoding: {accept}\r\n\r\n".encode()
+        )
+        head = sock.recv(65536).split(b"\r\n\r\n")[0]
+    assert (b"Content-Encoding: gzip" in head) is compressed
 
 
 # -- limits and stopping -------------------------------------------------------------------
