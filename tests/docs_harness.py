@@ -3,14 +3,13 @@
 `tests/test_docs.py` executes the Python blocks of README.md and docs/*.md.
 This module holds its two moving parts:
 
-- `docs_servers()`: the servers behind the addresses the docs use:
-  ``http://127.0.0.1:8080`` (an HTTP/1.1 keep-alive server),
-  ``http://127.0.0.1:8081`` (the same answers in HTTP/1.0, like
-  ``python3 -m http.server`` without ``--protocol``),
-  ``https://127.0.0.1:8443`` (the same over TLS, with a certificate no
-  client trusts) and ``http://127.0.0.1:3128`` (a forward proxy that
-  refuses everything). They run in the test process on free loopback
-  ports; `respond` serves every path the pages use.
+- `docs_servers()`: the servers behind the addresses the docs use. The
+  three origins are ``rawkeep serve`` itself, started with the commands the
+  pages tell readers to run (`SERVE_COMMANDS`), on free loopback ports:
+  ``http://127.0.0.1:8080`` (HTTP/1.1), ``http://127.0.0.1:8081``
+  (``--http10``) and ``https://127.0.0.1:8443`` (``--tls``: a certificate
+  from a CA made for the run, which no client trusts by default). So the
+  docs and the lab server cannot drift apart.
 - `main()`: the runner, started as ``python docs_harness.py BLOCKS RESULTS``
   in a subprocess per page. It executes the page's blocks in order in one
   namespace (as a reader pasting them into one interpreter would), each
@@ -25,9 +24,9 @@ for a reader: a fresh interpreter, no pytest, no ``-bb``.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import json
+import shlex
 import signal
 import sys
 import time
@@ -36,32 +35,24 @@ import warnings
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    import ssl
     from collections.abc import Iterator
     from types import FrameType
-
-    from servers.h11server import Reply
-    from servers.scripted import ReceivedRequest, ScriptedServer, ServerConnection
 
 #: The address the pages are written against, and the HTTP/1.0 one.
 DOCS_ORIGIN: Final = "127.0.0.1:8080"
 DOCS_ORIGIN_HTTP10: Final = "127.0.0.1:8081"
 #: An https server whose certificate no CA the client trusts signed.
 DOCS_ORIGIN_UNTRUSTED_TLS: Final = "127.0.0.1:8443"
-#: A forward proxy that refuses every request and tunnel with 403.
-DOCS_PROXY: Final = "127.0.0.1:3128"
 
-#: Seconds ``/slow`` takes to answer: past the 0.5 s read timeouts of the
-#: pages' examples, short for the ones that wait for it.
-SLOW_SECONDS: Final = 1.0
+#: The command behind each origin, as the pages give it to readers.
+SERVE_COMMANDS: Final = {
+    DOCS_ORIGIN: "rawkeep serve",
+    DOCS_ORIGIN_HTTP10: "rawkeep serve --port 8081 --http10",
+    DOCS_ORIGIN_UNTRUSTED_TLS: "rawkeep serve --port 8443 --tls",
+}
 
 #: Seconds one block may run before the runner interrupts it.
 BLOCK_TIMEOUT: Final = 20.0
-
-#: Bodies of ``/big`` (1 MiB) and ``/big.json`` (about 300 KiB before gzip).
-BIG_BODY: Final = bytes(i % 251 for i in range(1024 * 1024))
-BIG_JSON: Final = json.dumps([{"id": i, "name": f"item {i}"} for i in range(12_000)]).encode()
-PAGE_HTML: Final = b"<!doctype html><title>rawkeep</title>" + b"<p>keep-alive</p>" * 200
 
 #: Stand-ins for the files the pages open, created in the runner's directory.
 STAND_IN_FILES: Final = {"report.pdf": 20 * 1024, "big.iso": 300 * 1024}
@@ -70,90 +61,22 @@ STAND_IN_FILES: Final = {"report.pdf": 20 * 1024, "big.iso": 300 * 1024}
 # -- the server side -------------------------------------------------------------------
 
 
-def respond(request: ReceivedRequest) -> Reply:
-    """The docs server's answer to one request, by path."""
-    from servers.h11server import Reply
-
-    path = request.path
-    text = [("Content-Type", "text/plain; charset=utf-8")]
-    if path == "/slow":
-        time.sleep(SLOW_SECONDS)
-        return Reply(body=b"slow, but here\n", headers=text)
-    if path == "/json":
-        agent = (request.header("user-agent") or b"").decode("latin-1")
-        return _json_reply({"path": path, "user-agent": agent})
-    if path in ("/redirect", "/loop"):
-        target = "/json" if path == "/redirect" else "/loop"
-        return Reply(
-            status=302, body=f"see {target}\n".encode(), headers=[*text, ("Location", target)]
-        )
-    if path.startswith("/status/") and path[8:].isdigit():
-        return Reply(status=int(path[8:]), body=f"status {path[8:]}\n".encode(), headers=text)
-    if path == "/big":
-        return Reply(body=BIG_BODY, headers=[("Content-Type", "application/octet-stream")])
-    if path in ("/page", "/big.json"):
-        kind = "text/html" if path == "/page" else "application/json"
-        body = PAGE_HTML if path == "/page" else BIG_JSON
-        if b"gzip" in (request.header("accept-encoding") or b""):
-            return Reply(
-                body=gzip.compress(body),
-                headers=[("Content-Type", kind), ("Content-Encoding", "gzip")],
-            )
-        return Reply(body=body, headers=[("Content-Type", kind)])
-    if path == "/broken-gzip":
-        return Reply(body=b"this is not gzip data", headers=[*text, ("Content-Encoding", "gzip")])
-    content_type = request.header("content-type") or b""
-    if request.body and content_type.startswith(b"application/json"):
-        received = json.loads(request.body)
-        return _json_reply({"method": request.method, "path": path, "json": received})
-    summary = f"{request.method} {request.target}: {len(request.body)} bytes received\n"
-    return Reply(body=summary.encode(), headers=text)
-
-
-def _json_reply(data: object) -> Reply:
-    from servers.h11server import Reply
-
-    return Reply(body=json.dumps(data).encode(), headers=[("Content-Type", "application/json")])
-
-
-def refuse_tunnels(conn: ServerConnection) -> None:
-    """A forward proxy that answers every request (CONNECT too) with 403."""
-    from servers.scripted import render_response
-
-    if conn.read_request() is not None:
-        headers = [("Content-Type", "text/plain"), ("Connection", "close")]
-        conn.respond(render_response(403, b"no tunnels here\n", headers, reason="Forbidden"))
-
-
-def untrusted_tls_context() -> ssl.SSLContext:
-    """A server context whose certificate (for 127.0.0.1) no client trusts."""
-    import ssl
-
-    import trustme
-
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
-    return context
-
-
 @contextlib.contextmanager
 def docs_servers() -> Iterator[dict[str, str]]:
-    """Start the docs servers; yield ``{address in the docs: real address}``."""
-    from servers.h11server import keepalive_server
-    from servers.scripted import ScriptedServer
+    """Start the docs servers; yield ``{address in the docs: real address}``.
 
-    servers: dict[str, ScriptedServer] = {
-        DOCS_ORIGIN: keepalive_server(respond=respond),
-        DOCS_ORIGIN_HTTP10: keepalive_server(respond=respond, http10=True),
-        DOCS_ORIGIN_UNTRUSTED_TLS: keepalive_server(
-            respond=respond, ssl_context=untrusted_tls_context()
-        ),
-        DOCS_PROXY: ScriptedServer(refuse_tunnels),
-    }
+    Each origin is ``rawkeep serve`` with its command's options, on a free
+    port (``--port 0`` after them wins) and without its log lines.
+    """
+    from rawkeep._app import serve
+
+    mapping = {}
     with contextlib.ExitStack() as stack:
-        for server in servers.values():
-            stack.enter_context(server)
-        yield {address: f"127.0.0.1:{server.port}" for address, server in servers.items()}
+        for address, command in SERVE_COMMANDS.items():
+            plan = serve.parse([*shlex.split(command)[2:], "--port", "0", "--quiet"])
+            lab = stack.enter_context(serve.running(plan))
+            mapping[address] = f"127.0.0.1:{lab.server.port}"
+        yield mapping
 
 
 # -- the runner (in a subprocess) --------------------------------------------------------

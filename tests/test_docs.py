@@ -7,14 +7,12 @@ Conventions for the Python blocks of the pages (```` ```python ````):
   interpreter would. Each page runs in its own subprocess (see
   `docs_harness.main`), in a scratch directory holding stand-ins for the
   files the pages open (``report.pdf``, ``big.iso``).
-- ``http://127.0.0.1:8080`` is served by the docs server
-  (`docs_harness.respond`: ``/``, ``/json``, ``/redirect``, ``/loop``,
-  ``/slow``, ``/big``, ``/page``, ``/big.json``, ``/broken-gzip``,
-  ``/status/N``, and an echo of anything else), ``127.0.0.1:8081`` by the
-  same answers in HTTP/1.0, ``https://127.0.0.1:8443`` by them over TLS
-  with a certificate nobody trusts, and ``127.0.0.1:3128`` by a proxy that
-  refuses everything. The runner rewrites these addresses in the block to
-  the real free ports, and writes them back in what it printed.
+- ``http://127.0.0.1:8080`` is served by ``rawkeep serve``, as the pages
+  tell readers to start it, ``127.0.0.1:8081`` by ``rawkeep serve --port
+  8081 --http10`` and ``https://127.0.0.1:8443`` by ``rawkeep serve --port
+  8443 --tls`` (`docs_harness.SERVE_COMMANDS`), each on a free port. The
+  runner rewrites these addresses in the block to the real ports, and
+  writes them back in what it printed.
 - Each block is bounded (`docs_harness.BLOCK_TIMEOUT`), may connect to
   loopback only, and fails if it leaves a socket unclosed (a
   `ResourceWarning`).
@@ -49,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from docs_harness import BLOCK_TIMEOUT, docs_servers
+from docs_harness import BLOCK_TIMEOUT, SERVE_COMMANDS, docs_servers
 
 import rawkeep
 
@@ -298,6 +296,14 @@ def test_markers_are_well_formed(tmp_path: Path) -> None:
     page.write_text("<!-- doc-test: skip -->\n```python\npass\n```\n", encoding="utf-8")
     with pytest.raises(ValueError, match="unknown doc-test marker"):
         parse_page(page)
+
+
+def test_pages_name_the_servers_they_run_against() -> None:
+    """Each server the blocks run against is one a page tells readers to start."""
+    text = "\n".join(page.read_text(encoding="utf-8") for page in PAGES)
+    for command in SERVE_COMMANDS.values():
+        assert f"`{command}`" in text, f"no page says to start `{command}`"
+    assert "http.server --bind" not in text, "a page still points readers at http.server"
 
 
 def test_skips_are_few() -> None:

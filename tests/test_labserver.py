@@ -14,6 +14,7 @@ import json
 import socket
 import threading
 import time
+import zlib
 from typing import TYPE_CHECKING
 
 import pytest
@@ -23,7 +24,7 @@ from rawkeep._app import labconnection, labserver
 from rawkeep._app.labserver import Behaviour, Exchange, LabServer
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 #: Bound (seconds) of every client wait; loopback answers in microseconds.
 WAIT = 5.0
@@ -147,7 +148,6 @@ def test_head_gets_the_length_and_no_body(server: LabServer) -> None:
         ("/status/99", "the status must be from 200 to 599, not 99"),
         ("/status/600", "the status must be from 0 to 599"),
         ("/redirect/0", "the number of redirects must be at least 1"),
-        ("/redirect", "give /redirect/N or /redirect?to=URL"),
         ("/redirect?to=/json&status=300", "status must be one of"),
         ("/chunked?chunks=-1", "chunks must be from 0"),
         ("/bytes/lots", "the size must be a number"),
@@ -177,6 +177,16 @@ def test_redirect_to_a_url_with_a_status(server: LabServer, client: rawkeep.Clie
     response = client.get(server.url + "/redirect?to=http://127.0.0.1:9/x&status=307")
     assert response.status == 307
     assert response.headers["location"] == "http://127.0.0.1:9/x"
+
+
+def test_bare_redirect_goes_to_json_and_loop_never_ends(
+    server: LabServer, client: rawkeep.Client
+) -> None:
+    response = client.get(server.url + "/redirect")
+    assert (response.status, response.headers["location"]) == (302, "/json")
+    assert response.text == "redirecting to /json\n"
+    with pytest.raises(rawkeep.TooManyRedirects):
+        client.get(server.url + "/loop", follow_redirects=True)
 
 
 def test_slow_waits_before_the_head(server: LabServer, client: rawkeep.Client) -> None:
@@ -217,6 +227,25 @@ def test_gzip_body(server: LabServer, client: rawkeep.Client) -> None:
         assert json.loads(gzip.decompress(response.read()))["gzipped"] is True
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize(
+    ("coding", "decompress"), [("gzip", gzip.decompress), ("deflate", zlib.decompress)]
+)
+def test_compressed_paths(
+    server: LabServer, coding: str, decompress: Callable[[bytes], bytes]
+) -> None:
+    with rawkeep.Client(timeout=WAIT) as client:
+        assert client.get(server.url + f"/{coding}").json()["connection"] == 0
+        with client.stream("GET", server.url + f"/{coding}/items?count=3") as response:
+            raw = b"".join(response.iter_raw())
+    assert response.headers["content-encoding"] == coding
+    assert [item["id"] for item in json.loads(decompress(raw))] == [1, 2, 3]
+
+
+def test_broken_gzip_does_not_decode(server: LabServer, client: rawkeep.Client) -> None:
+    with pytest.raises(rawkeep.DecodingError):
+        client.get(server.url + "/broken-gzip")
 
 
 def test_bytes_pattern_across_pieces(server: LabServer, client: rawkeep.Client) -> None:
@@ -350,11 +379,33 @@ def test_http_1_0_request_gets_an_answer_and_a_close(server: LabServer) -> None:
         {"hang_up_on_request": 0},
         {"keep_alive_timeout": 0},
         {"drop_idle_after": -1.0},
+        {"delay": -0.1},
+        {"redirects": -1},
+        {"compress": "br"},
     ],
 )
 def test_behaviour_refuses_impossible_knobs(knobs: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="at least"):
+    with pytest.raises(ValueError, match=r"at least|must be one of"):
         Behaviour(**knobs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("accept", "compressed"),
+    [
+        ("gzip", True),
+        ("br, GZIP;q=0.5", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.000", False),
+        ("deflate, identity", False),
+    ],
+)
+def test_compress_knob_follows_accept_encoding(accept: str, compressed: bool) -> None:
+    with LabServer(Behaviour(compress="gzip")) as server, raw_connection(server) as sock:
+        sock.sendall(
+            f"GET /json HTTP/1.1\r\nHost: x\r\nAccept-Encoding: {accept}\r\n\r\n".encode()
+        )
+        head = sock.recv(65536).split(b"\r\n\r\n")[0]
+    assert (b"Content-Encoding: gzip" in head) is compressed
 
 
 # -- limits and stopping -------------------------------------------------------------------

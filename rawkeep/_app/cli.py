@@ -3,7 +3,8 @@
 ``rawkeep [options] URL [URL ...]`` sends every URL through one ``Client``, so
 a second URL on the same origin reuses the first one's connection; ``-v`` shows
 that happening, one plain line per lifecycle event (``story.Story``). ``rawkeep
-demo`` runs the self-contained walkthrough in ``demo``.
+demo`` runs the self-contained walkthrough in ``demo``; ``rawkeep serve``, the
+lab server in ``serve``.
 
 Shape of a run: parse the arguments and check everything that can be checked
 before any I/O (``options``), then fetch the URLs in order and stop at the
@@ -178,6 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .demo import main as demo_main
 
         return demo_main(arguments[1:])
+    if arguments[:1] == ["serve"]:
+        from .serve import main as serve_main
+
+        return serve_main(arguments[1:])
     try:
         args = build_parser().parse_intermixed_args(arguments)
         run = _Run(args, make_plan(args))

@@ -1,16 +1,16 @@
 """One connection of the lab server: the knobs it obeys, and the thread's loop.
 
-A ``LabConnection`` reads a request (h11 parses it), lets ``labroutes``
-choose the reply, decides whether this is the connection's last response
-(the ``Behaviour`` knobs, or h11 when the client asked to close), writes it
-and either ends or goes round again. h11 writes every HTTP/1.1 response, so
-the server side is as strict as the client side; HTTP/1.0 answers are
-written here, as h11 writes only HTTP/1.1.
+A ``LabConnection`` reads a request (h11 parses it), asks the ``Behaviour``
+for the reply (the path's, from ``labroutes``, shaped by the knobs), decides
+whether this is the connection's last response (the knobs, or h11 when the
+client asked to close), writes it and either ends or goes round again. h11
+writes every HTTP/1.1 response, so the server side is as strict as the
+client side; HTTP/1.0 answers are written here, as h11 writes only HTTP/1.1.
 
 Every wait is bounded: the socket's timeout (``POLL_INTERVAL``, set by the
 server) makes each read and write return often enough to notice the
-server's stop event, an idle connection is kept ``MAX_IDLE`` at most (or the
-knobs' shorter limit), a request that started must arrive within
+server's stop event, an idle connection is kept ``labbehaviour.MAX_IDLE`` at
+most (or the knobs' shorter limit), a request that started must arrive within
 ``REQUEST_TIMEOUT`` and each write must be taken within ``WRITE_TIMEOUT``.
 """
 
@@ -19,11 +19,12 @@ from __future__ import annotations
 import http
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final
 
 import h11
 
-from .labroutes import LabRequest, Reply, respond
+from .labbehaviour import Behaviour
+from .labroutes import LabRequest, Reply
 
 if TYPE_CHECKING:
     import socket
@@ -34,8 +35,6 @@ __all__ = ["POLL_INTERVAL", "Behaviour", "Exchange", "LabConnection"]
 
 #: Seconds each blocking socket call may take before the stop event is checked.
 POLL_INTERVAL: Final = 0.05
-#: Longest a patient server keeps an idle connection (bounded, not forever).
-MAX_IDLE: Final = 30.0
 #: Longest a request may take to arrive once its first byte came.
 REQUEST_TIMEOUT: Final = 10.0
 #: Longest one write of a response may wait for the client to read.
@@ -50,74 +49,6 @@ _SMALL_BODY: Final = 16 * 1024
 _CONTINUE: Final = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
 #: Statuses whose responses never have a body (RFC 9110 sections 15.3.5, 15.4.5).
 _NO_BODY: Final = (204, 304)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Behaviour:
-    """How the lab server treats its connections; defaults: patient keep-alive.
-
-    Raises:
-        ValueError: a count below 1 or a time below 0.
-    """
-
-    #: Sent as ``Keep-Alive: timeout=N`` and enforced: idle N s, then close.
-    keep_alive_timeout: int | None = None
-    #: Requests a connection may carry; each response says how many more
-    #: remain as ``Keep-Alive: max=M`` (Apache's count), then it closes.
-    keep_alive_max: int | None = None
-    #: Answer every request with ``Connection: close`` and close.
-    connection_close: bool = False
-    #: Answer the n-th request of each connection with ``Connection: close``
-    #: and close: a server's per-connection request limit, announced as it ends.
-    close_after: int | None = None
-    #: Close a connection idle this many seconds, without any header saying so.
-    drop_idle_after: float | None = None
-    #: Read the n-th request of each connection, then close without answering:
-    #: the keep-alive race, made deterministic.
-    hang_up_on_request: int | None = None
-    #: Answer as an HTTP/1.0 server does: that status line, and the
-    #: connection closed after each response.
-    http_version: Literal["1.1", "1.0"] = "1.1"
-
-    def __post_init__(self) -> None:
-        counts = (self.keep_alive_timeout, self.keep_alive_max, self.close_after)
-        if any(count is not None and count < 1 for count in (*counts, self.hang_up_on_request)):
-            raise ValueError("counts and keep-alive timeouts must be at least 1")
-        if self.drop_idle_after is not None and self.drop_idle_after < 0:
-            raise ValueError("drop_idle_after must be at least 0")
-
-    def idle_limit(self) -> float:
-        """Seconds an idle connection is kept."""
-        limits = (self.keep_alive_timeout, self.drop_idle_after)
-        return min((limit for limit in limits if limit is not None), default=MAX_IDLE)
-
-    def is_last(self, number: int) -> bool:
-        """Whether the ``number``-th response of a connection is its last."""
-        return (
-            self.connection_close
-            or self.http_version == "1.0"
-            or number == self.close_after
-            or (self.keep_alive_max is not None and number >= self.keep_alive_max)
-        )
-
-    def headers(self, number: int) -> list[tuple[str, str]]:
-        """The connection headers of the ``number``-th response.
-
-        The last response by ``keep_alive_max`` says only ``max=0``, as the
-        demo shows; an HTTP/1.0 answer ends without a header, as HTTP/1.0
-        connections do.
-        """
-        headers = []
-        if self.connection_close or number == self.close_after:
-            headers.append(("Connection", "close"))
-        params = []
-        if self.keep_alive_timeout is not None:
-            params.append(f"timeout={self.keep_alive_timeout}")
-        if self.keep_alive_max is not None:
-            params.append(f"max={self.keep_alive_max - number}")
-        if params and self.http_version == "1.1":
-            headers.append(("Keep-Alive", ", ".join(params)))
-        return headers
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -185,7 +116,7 @@ class LabConnection:
             number += 1
             if self.behaviour.hang_up_on_request == number:
                 return  # read the request, say nothing, close: the race
-            reply = respond(request)
+            reply = self.behaviour.reply(request)
             self._wait(reply.delay)
             last = self.behaviour.is_last(number)
             self._send_reply(request, reply)

@@ -6,7 +6,8 @@ keep-alive rules; this module only decides what one request gets back, as a
 plain functions, and that waiting (``/slow``) and streaming (``/chunked``)
 are done by the server, where ``stop()`` can interrupt them.
 
-Paths (any method; a HEAD gets the head only):
+Paths (any method; a HEAD gets the head only), listed for ``rawkeep serve``
+by ``PATHS``:
 
 - ``/`` and any path not below: ``hello from connection C, request N``, the
   numbers counting connections of this server and requests on this one, so
@@ -16,11 +17,15 @@ Paths (any method; a HEAD gets the head only):
 - ``/echo``: the request as JSON: method, target, version, headers as sent
   (``"Name: value"``, in order), body.
 - ``/status/CODE``: a response with that status (200 to 599).
-- ``/redirect/N``: a chain of N redirects ending at ``/json``;
-  ``/redirect?to=URL&status=302``: one redirect to URL.
-- ``/slow?seconds=S``: the response after S seconds (at most 10).
+- ``/redirect``: one redirect to ``/json``; ``/redirect/N``: a chain of N
+  redirects ending at ``/json``; ``/redirect?to=URL&status=302``: one
+  redirect to URL; ``/loop``: a redirect to itself, for ever.
+- ``/slow?seconds=S``: the response after S seconds (default 1, at most 10).
 - ``/chunked?chunks=N&pause=S``: a chunked body of N pieces, S seconds apart.
-- ``/gzip``: a JSON body compressed with ``Content-Encoding: gzip``.
+- ``/gzip``, ``/deflate``: a JSON body compressed with that
+  ``Content-Encoding``; ``/gzip/PATH`` and ``/deflate/PATH``: the answer of
+  ``/PATH`` (query included), compressed; ``/broken-gzip``: a body that says
+  gzip and is not.
 - ``/bytes/N``: N bytes of a repeating pattern, sent in 64 KiB pieces.
 
 A query value that is not a number, or out of its range, gets a 400 that
@@ -29,8 +34,8 @@ says which.
 
 from __future__ import annotations
 
-import gzip
 import json
+import zlib
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl, urlsplit
@@ -38,7 +43,7 @@ from urllib.parse import parse_qsl, urlsplit
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["LabRequest", "Reply", "respond"]
+__all__ = ["CODINGS", "PATHS", "LabRequest", "Reply", "compress", "redirect_reply", "respond"]
 
 #: Longest ``/slow`` wait, in seconds: a lab exercise, never a hang.
 MAX_DELAY: Final = 10.0
@@ -58,6 +63,11 @@ PIECE_SIZE: Final = 1 << 16
 #: piece shows up as a wrong offset, not as identical zeros.
 _PATTERN: Final = bytes(range(256)) * (PIECE_SIZE // 256)
 _REDIRECT_STATUSES: Final = (301, 302, 303, 307, 308)
+#: The codings the lab compresses with, and zlib's window bits for each:
+#: gzip's wrapper, or the zlib format that ``deflate`` names (RFC 9110
+#: section 8.4.1). zlib writes a gzip header with no time in it, so the same
+#: body compresses to the same bytes every time.
+CODINGS: Final = {"gzip": 31, "deflate": 15}
 _TEXT: Final = ("Content-Type", "text/plain; charset=utf-8")
 _JSON: Final = ("Content-Type", "application/json")
 
@@ -193,18 +203,27 @@ def _redirect(request: LabRequest, rest: list[str], query: dict[str, str]) -> Re
         if hops < 1:
             raise _BadRequest("the number of redirects must be at least 1")
         location, status = ("/json" if hops == 1 else f"/redirect/{hops - 1}"), 302
+    elif "to" not in query:
+        location, status = "/json", 302
     else:
-        location = query.get("to", "")
-        if not location:
-            raise _BadRequest("give /redirect/N or /redirect?to=URL")
+        location = query["to"]
         status = _whole(query.get("status"), "status", 302, 308)
         if status not in _REDIRECT_STATUSES:
             raise _BadRequest(f"status must be one of {_REDIRECT_STATUSES}, not {status}")
+    return redirect_reply(location, status)
+
+
+def redirect_reply(location: str, status: int) -> Reply:
+    """A redirect to ``location`` with ``status``, and a line of text saying so."""
     return Reply(
         status=status,
         headers=(("Location", location), _TEXT),
         body=(f"redirecting to {location}\n".encode(),),
     )
+
+
+def _loop(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+    return redirect_reply("/loop", 302)
 
 
 def _slow(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
@@ -219,13 +238,37 @@ def _chunked(request: LabRequest, rest: list[str], query: dict[str, str]) -> Rep
     return Reply(headers=(_TEXT,), body=pieces, chunked=True, pause=pause)
 
 
-def _gzip(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
-    document = {"gzipped": True, "connection": request.connection, "request": request.number}
-    data = json.dumps(document).encode() + b"\n"
-    # mtime=0: the same bytes every time, so a test can compare them.
-    return Reply(
-        headers=(_JSON, ("Content-Encoding", "gzip")),
-        body=(gzip.compress(data, mtime=0),),
+def _compressed(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+    """``/gzip``, ``/deflate``: a JSON document, or the answer of the rest of
+    the path, compressed with the coding the first segment names."""
+    coding = urlsplit(request.target).path.strip("/").split("/")[0]
+    if rest and rest[0]:
+        inner = request.target.split("/", 2)[2]  # "/gzip/items?count=3" -> "items?count=3"
+        return compress(respond(replace(request, target="/" + inner)), coding)
+    flag = "gzipped" if coding == "gzip" else "deflated"
+    document = {flag: True, "connection": request.connection, "request": request.number}
+    return compress(_json(document), coding)
+
+
+def _broken_gzip(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+    return Reply(headers=(_TEXT, ("Content-Encoding", "gzip")), body=(b"this is not gzip data\n",))
+
+
+def compress(reply: Reply, coding: str) -> Reply:
+    """``reply`` with its body compressed with ``coding`` (a key of ``CODINGS``).
+
+    Each piece is compressed as it comes, so a large body is never joined;
+    a chunked body is flushed after each piece, so that each chunk can be
+    decoded as it arrives.
+    """
+    compressor = zlib.compressobj(wbits=CODINGS[coding])
+    flush = zlib.Z_SYNC_FLUSH if reply.chunked else zlib.Z_NO_FLUSH
+    pieces = [compressor.compress(piece) + compressor.flush(flush) for piece in reply.body]
+    pieces.append(compressor.flush())
+    return replace(
+        reply,
+        headers=(*reply.headers, ("Content-Encoding", coding)),
+        body=tuple(piece for piece in pieces if piece),
     )
 
 
@@ -244,6 +287,25 @@ _ROUTES: Final[dict[str, Callable[[LabRequest, list[str], dict[str, str]], Reply
     "redirect": _redirect,
     "slow": _slow,
     "chunked": _chunked,
-    "gzip": _gzip,
+    "gzip": _compressed,
+    "deflate": _compressed,
+    "broken-gzip": _broken_gzip,
+    "loop": _loop,
     "bytes": _bytes,
 }
+
+#: What ``rawkeep serve`` prints it serves: (path, what it answers).
+PATHS: Final = (
+    ("/", "hello from connection C, request N (any path not below)"),
+    ("/json", "the same two numbers as JSON"),
+    ("/items?count=N", "a JSON list of N items (default 10)"),
+    ("/echo", "the request as JSON: method, target, headers, body"),
+    ("/status/CODE", "that status (200 to 599)"),
+    ("/redirect", "302 to /json; /redirect/N: N redirects; /redirect?to=URL&status=307"),
+    ("/loop", "a redirect to itself, for ever"),
+    ("/slow?seconds=S", "the answer after S seconds (default 1)"),
+    ("/chunked?chunks=N&pause=S", "a chunked body of N pieces, S seconds apart"),
+    ("/gzip, /deflate", "compressed JSON; /gzip/PATH: the answer of /PATH, compressed"),
+    ("/broken-gzip", "a body that says gzip and is not"),
+    ("/bytes/N", "N bytes, in 64 KiB pieces"),
+)

@@ -16,9 +16,10 @@ timeout (``POLL_INTERVAL``), so every blocking call returns often enough to
 notice ``stop()``; ``stop()`` joins every thread with one deadline and
 closes every socket, whether its thread has finished or not.
 
-It listens on loopback only. The server is the object a ``rawkeep serve``
-command would start in the foreground (``start()``, wait, ``stop()``); a TLS
-context would wrap each accepted socket in ``_accept_loop``.
+It listens on loopback only. ``rawkeep serve`` (``serve``) starts one in the
+foreground; with a TLS context, each connection's thread wraps its socket
+and completes the handshake (bounded by ``HANDSHAKE_TIMEOUT``) before the
+first request, so a slow or failing handshake holds up no other connection.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Final
 
-from .labconnection import POLL_INTERVAL, Behaviour, Exchange, LabConnection
+from .labbehaviour import Behaviour
+from .labconnection import POLL_INTERVAL, Exchange, LabConnection
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Callable
     from types import TracebackType
 
@@ -39,6 +42,8 @@ __all__ = ["Behaviour", "Exchange", "LabServer"]
 
 #: Deadline for all server threads to finish in ``stop()``.
 JOIN_TIMEOUT: Final = 2.0
+#: Longest a TLS handshake may take, in seconds.
+HANDSHAKE_TIMEOUT: Final = 10.0
 
 
 class LabServer:
@@ -53,6 +58,7 @@ class LabServer:
         port: the port, 0 for any free one.
         on_exchange: called in the connection's thread after each response;
             it must not raise.
+        ssl_context: a server-side TLS context: serve https.
 
     Raises:
         ValueError: ``host`` is not a loopback address.
@@ -65,6 +71,7 @@ class LabServer:
         host: str = "127.0.0.1",
         port: int = 0,
         on_exchange: Callable[[Exchange], None] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         address = ipaddress.ip_address(host)
         if not address.is_loopback:
@@ -73,6 +80,7 @@ class LabServer:
         self.host = host
         self.port = port
         self.on_exchange = on_exchange
+        self.ssl_context = ssl_context
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         self._listener = socket.socket(family, socket.SOCK_STREAM)
         self._stopping = threading.Event()
@@ -90,7 +98,8 @@ class LabServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://{host}:{self.port}"
 
     def start(self) -> None:
         """Listen, and accept in a background thread.
@@ -176,11 +185,16 @@ class LabServer:
             self._start_connection_thread(sock, index)
 
     def _serve(self, sock: socket.socket, index: int) -> None:
-        connection = LabConnection(
-            sock, index, self.behaviour, self._stopping, self._note_response
-        )
+        idle_close = False
         try:
+            if self.ssl_context is not None:
+                sock = self._handshake(sock, self.ssl_context)
+            connection = LabConnection(
+                sock, index, self.behaviour, self._stopping, self._note_response
+            )
             idle_close = connection.serve()
+        except (OSError, _HandshakeFailed):
+            pass  # the TLS handshake failed or timed out: close
         finally:
             sock.close()
             with self._cond:
@@ -192,8 +206,38 @@ class LabServer:
                 self.idle_closes += 1
                 self._cond.notify_all()
 
+    def _handshake(self, sock: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket:
+        """``sock`` wrapped in TLS, its handshake done.
+
+        Raises:
+            OSError: the handshake failed (``ssl.SSLError``), or the socket did.
+            _HandshakeFailed: it took too long, or ``stop()`` was called.
+        """
+        tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self._cond:  # the wrapper owns the file descriptor now
+            self._sockets.discard(sock)
+            self._sockets.add(tls)
+        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
+        try:
+            while not self._stopping.is_set() and time.monotonic() < deadline:
+                try:
+                    tls.do_handshake()
+                except TimeoutError:
+                    continue  # the socket's POLL_INTERVAL: check stop() and the deadline
+                return tls
+            raise _HandshakeFailed
+        except BaseException:
+            tls.close()
+            with self._cond:
+                self._sockets.discard(tls)
+            raise
+
     def _note_response(self, exchange: Exchange) -> None:
         with self._cond:
             self.responses += 1
         if self.on_exchange is not None:
             self.on_exchange(exchange)
+
+
+class _HandshakeFailed(Exception):
+    """The TLS handshake did not finish in time, or the server is stopping."""
