@@ -452,23 +452,31 @@ def race(cls: type[Adapter], method: str) -> str:
 
 
 def connection_header(cls: type[Adapter]) -> str:
+    """The Connection header of a connection's first request, and of the
+    request that reuses it."""
     with Server() as server:
         client = cls(server.url)
         try:
             client.get("/")
+            client.get("/")
         finally:
             client.close()
-        head = server.connections[0][0].decode("latin-1")
-    values = [
-        line.split(":", 1)[1].strip()
-        for line in head.split("\r\n")
-        if line.lower().startswith("connection:")
-    ]
-    return values[0] if values else "(none)"
+        heads = [head.decode("latin-1") for head in server.connections[0]]
+    found = []
+    for head in heads:
+        values = [
+            line.split(":", 1)[1].strip()
+            for line in head.split("\r\n")
+            if line.lower().startswith("connection:")
+        ]
+        found.append(values[0] if values else "(none)")
+    if len(found) < 2:
+        found.append("(not reused)")
+    return f"{found[0]}, then {found[1]}"
 
 
 EXPERIMENTS: list[tuple[str, Callable[[type[Adapter]], str]]] = [
-    ("sends Connection:", connection_header),
+    ("sends Connection: (first request, then reusing)", connection_header),
     ("reuse order", reuse_order),
     ("honours Keep-Alive: timeout", honours_keep_alive_timeout),
     ("HTTP/1.0 response with Connection: keep-alive", http10_keep_alive),
