@@ -202,7 +202,7 @@ class _Run:
                 facts.size_download += len(chunk)
                 if progress is not None:
                     progress.update(facts.size_download)
-        except KeyboardInterrupt:
+        except BaseException:  # Ctrl-C, or an error: its message starts a line
             if progress is not None:
                 progress.end_line()
             raise
