@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -382,9 +383,13 @@ def test_ctrl_c_during_a_progress_bar_ends_its_line(start_server: StartServer) -
 
 def test_help_lists_the_curl_options() -> None:
     text = run("--help").stdout.decode()
-    for option in ("-I, --head", "-s, --silent", "-S, --show-error", "-x, --proxy URL",
-                   "-w, --write-out FORMAT", "-m, --max-time S", "--retry N",
-                   "-b, --cookie NAME=VALUE|FILE", "-G, --get", "--noproxy HOSTS"):  # fmt: skip
+    pairs = [("-I", "--head"), ("-s", "--silent"), ("-S", "--show-error"), ("-x", "--proxy"),
+             ("-w", "--write-out"), ("-m", "--max-time"), ("-b", "--cookie"), ("-G", "--get"),
+             ("-A", "--user-agent"), ("-c", "--cookie-jar")]  # fmt: skip
+    for short, long in pairs:
+        # "-x, --proxy URL" (3.13) or "-x URL, --proxy URL" (3.10)
+        assert re.search(rf"^  {short}( \S+)?, {long}\b", text, re.MULTILINE), long
+    for option in ("--retry N", "--retry-delay S", "--connect-timeout S", "--noproxy HOSTS"):
         assert option in text
 
 

@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, LoadError, MozillaCookieJar
-from typing import Final, NoReturn, TypedDict
+from typing import TYPE_CHECKING, Final, NoReturn, TypedDict
 from urllib.parse import unquote
 
 from .._exceptions import InvalidURL
@@ -22,6 +22,9 @@ from .._url import URL
 from .._version import __version__
 from .proxyenv import proxy_environ
 from .writeout import WriteOut
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["ClientOptions", "Plan", "UsageError", "build_parser", "make_plan"]
 
@@ -34,7 +37,7 @@ exit codes:
   3   invalid URL
   4   could not connect (refused, unreachable, DNS, connect timeout)
   5   TLS handshake or certificate verification failed
-  6   read, write or pool timeout
+  6   read, write or pool timeout, or -m passed
   7   protocol error (closed, reset, malformed or undecodable response)
   8   HTTP status >= 400 with --fail
   9   feature not available yet
@@ -74,7 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     parser.add_argument("urls", nargs="+", metavar="URL", help="http:// or https:// URL")
-    add = parser.add_argument_group("request").add_argument
+    _add_request_options(parser.add_argument_group("request").add_argument)
+    _add_connection_options(parser.add_argument_group("connections").add_argument)
+    _add_output_options(parser.add_argument_group("output").add_argument)
+    return parser
+
+
+def _add_request_options(add: Callable[..., object]) -> None:
+    """What to send: method, headers, body, cookies, redirects, retries."""
     add("-X", "--request", metavar="METHOD", help="method (default GET; POST with a body)")
     add("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
         help="add a request header (repeatable)")  # fmt: skip
@@ -96,7 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--retry", type=_whole, default=0, metavar="N",
         help="try a URL N more times after a timeout, connect error, 408/429/5xx")  # fmt: skip
     add("--retry-delay", type=_seconds, metavar="S", help="wait S s between retries (backoff)")
-    add = parser.add_argument_group("connections").add_argument
+
+
+def _add_connection_options(add: Callable[..., object]) -> None:
+    """How to connect: TLS, time limits, the pool, proxies, a Unix socket."""
     add("-k", "--insecure", action="store_true", help="do not verify TLS certificates")
     add("--cacert", metavar="PATH", help="verify TLS certificates against this CA bundle")
     add("--timeout", type=_seconds, metavar="S", help="limit of each connect/read/write wait")
@@ -108,7 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("-x", "--proxy", metavar="URL", help="send through this HTTP proxy (CONNECT for https)")
     add("--noproxy", metavar="HOSTS", help="no proxy for these hosts (as no_proxy)")
     add("--unix-socket", metavar="PATH", help="send every request over this Unix socket")
-    add = parser.add_argument_group("output").add_argument
+
+
+def _add_output_options(add: Callable[..., object]) -> None:
+    """Where bodies, heads, the story and errors go."""
     add("-o", "--output", metavar="FILE", help="write the bodies to FILE ('-': stdout)")
     add("-O", "--remote-name", action="store_true", help="name files after the URL paths")
     add("-i", "--include", action="store_true", help="write each response head too")
@@ -121,7 +137,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--debug", action="store_true", help="show the traceback of an error")
     add("--version", action="version", version=f"rawkeep {__version__}")
-    return parser
 
 
 def _count(text: str) -> int:
