@@ -26,6 +26,8 @@ from ._events import (
     Event,
     IdleLimitLearned,
     RequestRetried,
+    RequestSent,
+    ResponseReceived,
     StaleConnectionDiscarded,
 )
 from ._exceptions import (
@@ -71,6 +73,8 @@ __all__ = [
     "Event",
     "IdleLimitLearned",
     "RequestRetried",
+    "RequestSent",
+    "ResponseReceived",
     "StaleConnectionDiscarded",
     # errors
     "ClientClosed",

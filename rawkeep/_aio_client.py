@@ -349,7 +349,9 @@ class AsyncClient(ClientBase):
             ends_with_head=request.ends_with_head,
             asks_to_close=request.asks_to_close,
         )
+        self._say_sent(conn)
         head = early if early is not None else await conn.receive_head(limits.read)
+        self._say_head(conn, head)
         content = self._content_at_hand(conn, head) if whole else None
         return Response._from_head(
             head, request.url_text, conn.id, conn.reused, content,

@@ -83,6 +83,9 @@ class Client(ClientBase):
             updated from responses (redirects included).
         on_event: called with each ``rawkeep.Event`` (see
             docs/events-and-logging.md).
+        exchange_events: also call ``on_event`` with ``RequestSent`` and
+            ``ResponseReceived`` for every request and final response head
+            (off by default: two more events per request).
         expect_continue_above: send ``Expect: 100-continue`` with bodies
             larger than this many bytes (or of unknown size), and wait for
             the server's go-ahead before sending them (None: only when the
@@ -392,7 +395,9 @@ class Client(ClientBase):
             ends_with_head=request.ends_with_head,
             asks_to_close=request.asks_to_close,
         )
+        self._say_sent(conn)
         head = early if early is not None else conn.receive_head(limits.read)
+        self._say_head(conn, head)
         content = self._content_at_hand(conn, head) if whole else None
         return Response._from_head(
             head, request.url_text, conn.id, conn.reused, content,

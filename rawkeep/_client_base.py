@@ -26,7 +26,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ._connect import Connector
-from ._events import Emitter, RequestRetried, now
+from ._events import Emitter, RequestRetried, RequestSent, ResponseReceived, now
 from ._exceptions import ProxyError, RemoteProtocolError, TooManyRedirects, with_context
 from ._keepalive import ExpiryRules
 from ._pool_core import PoolLimits
@@ -92,6 +92,7 @@ class ClientBase:
         auth: AuthInput | None = None,
         cookies: CookieJar | None = None,
         on_event: EventCallback | None = None,
+        exchange_events: bool = False,
         expect_continue_above: int | None = None,
         max_header_size: int = 64 * 1024,
         max_decoded_size: int | None = None,
@@ -114,6 +115,7 @@ class ClientBase:
         self._retries = _count("retries", retries, minimum=0)
         self._max_redirects = _count("max_redirects", max_redirects, minimum=0)
         self._emitter = Emitter(on_event)
+        self._exchange_events = _flag("exchange_events", exchange_events)
         self._limits = _pool_limits(
             max_connections, max_connections_per_host,
             idle_timeout, max_requests_per_connection, max_connection_age,
@@ -272,6 +274,46 @@ class ClientBase:
                 )
             )
 
+    def _say_sent(self, conn: ConnectionCore) -> None:
+        """``RequestSent``: the request ``conn`` has just written, read back
+        from the bytes written (h11 puts Host first, whatever the order
+        given); credentials in it are hidden (``_hide_secret``)."""
+        if not (self._exchange_events and self._emitter.enabled):
+            return
+        lines = conn.request_head.decode("latin-1").split("\r\n")
+        method, _, rest = lines[0].partition(" ")
+        fields = (line.partition(":") for line in lines[1:] if line)
+        self._emitter.emit(
+            RequestSent(
+                connection_id=conn.id,
+                origin=conn.origin_str,
+                time=now(),
+                method=method,
+                target=rest.rpartition(" ")[0],
+                headers=tuple(
+                    (name, _hide_secret(name, value.strip())) for name, _, value in fields
+                ),
+            )
+        )
+
+    def _say_head(self, conn: ConnectionCore, head: Head) -> None:
+        """``ResponseReceived``: the final head ``conn`` has just read."""
+        if self._exchange_events and self._emitter.enabled:
+            self._emitter.emit(
+                ResponseReceived(
+                    connection_id=conn.id,
+                    origin=conn.origin_str,
+                    time=now(),
+                    http_version=head.http_version,
+                    status=head.status,
+                    reason=head.reason,
+                    headers=tuple(
+                        (name.decode("latin-1"), value.decode("latin-1"))
+                        for name, value in head.raw_headers
+                    ),
+                )
+            )
+
     def _why_not_retry(self, request: Request, attempt: int) -> str | None:
         if not request.is_idempotent:
             return f"{request.method} is not idempotent"
@@ -280,6 +322,16 @@ class ClientBase:
         if attempt >= self._retries:
             return f"retries={self._retries} spent"
         return None
+
+
+def _hide_secret(name: str, value: str) -> str:
+    """A header value fit for an event: credentials become ``***`` (the
+    scheme stays: ``Basic ***``), as userinfo does in URLs; events reach
+    logs and trace files."""
+    if name.lower() in ("authorization", "proxy-authorization"):
+        scheme, space, _ = value.partition(" ")
+        return f"{scheme} ***" if space else "***"
+    return value
 
 
 def _pool_limits(

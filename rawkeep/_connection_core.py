@@ -194,6 +194,12 @@ class ConnectionCore:
         return None if body is None else body.left
 
     @property
+    def request_head(self) -> bytes:
+        """The head of the current (or last) request, as written."""
+        ex = self._ex
+        return b"" if ex is None else ex.request_head
+
+    @property
     def response_started(self) -> bool:
         """Whether any byte of the current response arrived (the retry rule
         depends on it)."""

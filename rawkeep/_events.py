@@ -35,6 +35,8 @@ __all__ = [
     "ExpiryReason",
     "IdleLimitLearned",
     "RequestRetried",
+    "RequestSent",
+    "ResponseReceived",
     "StaleConnectionDiscarded",
 ]
 
@@ -214,6 +216,44 @@ class IdleLimitLearned(Event):
     idle_for: float
 
 
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestSent(Event):
+    """A request was written on a connection, head and body.
+
+    Sent once per attempt: a redirect's request and a request sent again
+    after the keep-alive race each have their own.
+
+    Attributes:
+        method: the request method.
+        target: the request target as written (``/path?query``, or the
+            absolute URL through a forward proxy).
+        headers: the header fields as written, in order, names as sent.
+    """
+
+    method: str
+    target: str
+    headers: tuple[tuple[str, str], ...]
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseReceived(Event):
+    """The head of a final (non-1xx) response arrived; its body may follow.
+
+    Attributes:
+        http_version: as the status line said, e.g. ``"HTTP/1.1"``.
+        status: the status code.
+        reason: the reason phrase.
+        headers: the header fields, in order, names as received.
+    """
+
+    http_version: str
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+
+
 #: The signature of ``on_event``.
 EventCallback: TypeAlias = Callable[[Event], None]
 
@@ -273,6 +313,10 @@ def describe(event: Event) -> str:
     if isinstance(event, IdleLimitLearned):
         limit = "forgotten" if event.idle_limit is None else f"{event.idle_limit:.3f} s"
         return f"{head} idle limit {limit} ({event.evidence}, idle {event.idle_for:.3f} s)"
+    if isinstance(event, RequestSent):
+        return f"{head} {event.method} {event.target}"
+    if isinstance(event, ResponseReceived):
+        return f"{head} {event.http_version} {event.status}"
     if isinstance(event, RequestRetried):
         error = " ".join(event.error.split())  # one line, whatever the error text
         return f"{head} {event.method} {event.url} attempt {event.attempt}: {error}"

@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import pty
+import re
 import select
 import socket
 import subprocess
@@ -26,6 +27,7 @@ from servers import faults
 from servers.h11server import Reply, echo_token, fixed_body
 from servers.scripted import render_response
 
+import rawkeep
 from rawkeep._app.exitcodes import ExitCode
 
 if TYPE_CHECKING:
@@ -85,11 +87,22 @@ def test_two_urls_on_one_origin_reuse_one_connection(server: ScriptedServer) -> 
     story = lines(result.stderr)
     assert story[0].startswith(f"* connected to {server.origin} as connection #0 in ")
     assert story[0].endswith(" ms")
-    assert story[1:4] == ["> GET /a HTTP/1.1", "< HTTP/1.1 200 OK", "< Content-Length: 2"]
-    assert story[4] == "* body done (2 bytes); connection #0 kept alive for reuse"
-    assert story[5].startswith("* reusing connection #0 (idle ")
-    assert story[5].endswith(", response 2 on it)")
-    assert story[6] == "> GET /b HTTP/1.1"
+    # Every request header as the server received it, in its order.
+    sent = [f"> {n.decode()}: {v.decode()}" for n, v in server.requests[0].headers]
+    assert [line.lower() for line in story[1:6]] == [
+        line.lower() for line in ["> GET /a HTTP/1.1", *sent]
+    ]
+    assert story[2:6] == [
+        f"> Host: 127.0.0.1:{server.port}",
+        f"> User-Agent: rawkeep/{rawkeep.__version__}",
+        "> Accept: */*",
+        "> Accept-Encoding: gzip, deflate",
+    ]
+    assert story[6:8] == ["< HTTP/1.1 200 OK", "< Content-Length: 2"]
+    assert story[8] == "* body done (2 bytes); connection #0 kept alive for reuse"
+    assert story[9].startswith("* reusing connection #0 (idle ")
+    assert story[9].endswith(", response 2 on it)")
+    assert story[10] == "> GET /b HTTP/1.1"
     assert "* connection #0 closed: the client was closed" in story
     assert story[-1].startswith(
         "* summary: 2 requests, 1 connection opened,"
@@ -362,12 +375,60 @@ def test_location_follows_redirects(start_keepalive_server: StartServer) -> None
 
     server = start_keepalive_server(respond=respond)
     assert run(f"{server.url}/old").stdout == b""
-    result = run("-L", "-v", f"{server.url}/old")
+    result = run("-L", f"{server.url}/old")
     assert (result.returncode, result.stdout) == (0, b"/new"), result.stderr
-    story = lines(result.stderr)
-    assert "< HTTP/1.1 302 Found -> redirect to /new" in story
-    # The redirect's hop went over the same, reused connection.
-    assert "1 of 2 responses on a reused connection" in story[-1]
+    assert [r.target for r in server.requests] == ["/old", "/old", "/new"]
+
+
+def test_verbose_redirects_tell_each_hop_in_order(start_keepalive_server: StartServer) -> None:
+    hops = {"/one": "/two", "/two": "/end"}
+
+    def respond(request: ReceivedRequest) -> Reply:
+        if request.path in hops:
+            return Reply(status=302, headers=[("Location", hops[request.path])])
+        return echo_token(request)
+
+    server = start_keepalive_server(respond=respond)
+    result = run("-L", "-v", "-H", "X-Trace: 7", f"{server.url}/one")
+    assert (result.returncode, result.stdout) == (0, b"/end"), result.stderr
+    assert server.requests_per_connection() == [3]
+
+    def request(target: str) -> list[str]:
+        return [
+            f"> GET {target} HTTP/1.1",
+            f"> Host: 127.0.0.1:{server.port}",
+            f"> User-Agent: rawkeep/{rawkeep.__version__}",
+            "> Accept: */*",
+            "> Accept-Encoding: gzip, deflate",
+            "> X-Trace: 7",
+        ]
+
+    def redirect(to: str) -> list[str]:
+        return ["< HTTP/1.1 302 Found", f"< Location: {to}", "< Content-Length: 0"]
+
+    def reusing(response: int) -> str:
+        return f"* reusing connection #0 (idle TIME, response {response} on it)"
+
+    story = [
+        re.sub(r"\d+\.\d (ms|s)\b", "TIME", line).replace(server.origin, "ORIGIN")
+        for line in lines(result.stderr)
+    ]
+    assert story == [
+        "* connected to ORIGIN as connection #0 in TIME",
+        *request("/one"),
+        *redirect("/two"),
+        reusing(2),
+        *request("/two"),
+        *redirect("/end"),
+        reusing(3),
+        *request("/end"),
+        "< HTTP/1.1 200 OK",
+        "< Content-Length: 4",
+        "* body done (4 bytes); connection #0 kept alive for reuse",
+        "* connection #0 closed: the client was closed",
+        "* summary: 1 request, 1 connection opened, 2 of 3 responses on a reused"
+        " connection (reuse ratio 67%), 0 retries, TIME in all",
+    ]
 
 
 def test_tls_with_cacert_and_insecure(

@@ -44,6 +44,8 @@ PUBLIC_NAMES = frozenset(
         "ConnectionClosed",
         "RequestRetried",
         "IdleLimitLearned",
+        "RequestSent",
+        "ResponseReceived",
         # errors
         "RawkeepError",
         "InvalidURL",

@@ -480,7 +480,7 @@ def test_credentials_never_reach_logs_events_errors_or_reprs(
     server = start_keepalive_server(
         respond=lambda request: Reply(status=404 if request.path == "/missing" else 200)
     )
-    client = make_client(auth=("bob", AUTH_SECRET))
+    client = make_client(auth=("bob", AUTH_SECRET), exchange_events=True)
     for path in ("/a", "/b"):
         exposure.response(client.get(f"http://{userinfo}{server.url[7:]}{path}"))
     exposure.response(
@@ -535,12 +535,18 @@ def test_credentials_never_reach_logs_events_errors_or_reprs(
             conn.respond(render_response(407, b"", [("Proxy-Authenticate", 'Basic realm="p"')]))
 
     proxy = start_server(wants_proxy_auth)
-    proxied = make_client(proxy=f"http://carol:{PROXY_SECRET}@{proxy.url[7:]}")
+    proxied = make_client(
+        proxy=f"http://carol:{PROXY_SECRET}@{proxy.url[7:]}", exchange_events=True
+    )
     expect_error(rawkeep.ProxyError, lambda: proxied.get("http://example.test/"))
     assert proxy.requests[0].header("proxy-authorization") is not None  # it was sent
 
     exposure.texts += [repr(event) for event in events.snapshot()]
     exposure.texts += [str(event.to_dict()) for event in events.snapshot()]
+    exposure.texts += [str(event.to_dict()) for event in events.exchange]
+    assert any(  # the requests' own headers were really checked
+        name.lower() == "authorization" for e in events.exchange for name, _ in e.headers
+    )
     exposure.texts += [repr(c.pool_stats()) for c in (client, racer, proxied)]
     exposure.texts += [repr(c) for c in (client, racer, proxied)]
     exposure.texts.append(caplog.text)

@@ -12,13 +12,19 @@ import argparse
 import os
 import sys
 from dataclasses import dataclass
-from typing import Final, NoReturn, TypedDict
+from http.cookiejar import CookieJar, LoadError, MozillaCookieJar
+from typing import TYPE_CHECKING, Final, NoReturn, TypedDict
 from urllib.parse import unquote
 
 from .._exceptions import InvalidURL
-from .._timeout import Timeout
+from .._timeout import DEFAULT_TIMEOUT, Timeout
 from .._url import URL
 from .._version import __version__
+from .proxyenv import proxy_environ
+from .writeout import WriteOut
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["ClientOptions", "Plan", "UsageError", "build_parser", "make_plan"]
 
@@ -31,7 +37,7 @@ exit codes:
   3   invalid URL
   4   could not connect (refused, unreachable, DNS, connect timeout)
   5   TLS handshake or certificate verification failed
-  6   read, write or pool timeout
+  6   read, write or pool timeout, or -m passed
   7   protocol error (closed, reset, malformed or undecodable response)
   8   HTTP status >= 400 with --fail
   9   feature not available yet
@@ -71,11 +77,25 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     parser.add_argument("urls", nargs="+", metavar="URL", help="http:// or https:// URL")
-    add = parser.add_argument_group("request").add_argument
+    _add_request_options(parser.add_argument_group("request").add_argument)
+    _add_connection_options(parser.add_argument_group("connections").add_argument)
+    _add_output_options(parser.add_argument_group("output").add_argument)
+    return parser
+
+
+def _add_request_options(add: Callable[..., object]) -> None:
+    """What to send: method, headers, body, cookies, redirects, retries."""
     add("-X", "--request", metavar="METHOD", help="method (default GET; POST with a body)")
     add("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
         help="add a request header (repeatable)")  # fmt: skip
-    add("-d", "--data", metavar="DATA", help="request body; @FILE reads a file, @- stdin")
+    add("-d", "--data", action="append", metavar="DATA",
+        help="request body; @FILE reads a file, @- stdin; repeated: joined by &")  # fmt: skip
+    add("-G", "--get", action="store_true", help="put the -d data in the URL's query, GET")
+    add("-I", "--head", action="store_true", help="send HEAD; write the response head")
+    add("-A", "--user-agent", metavar="NAME", help="the User-Agent header")
+    add("-b", "--cookie", metavar="NAME=VALUE|FILE",
+        help="send these cookies, or read a Netscape cookie file")  # fmt: skip
+    add("-c", "--cookie-jar", metavar="FILE", help="write the cookies to FILE at the end")
     add("--json", metavar="DATA", help="JSON request body (@FILE too); sets Content-Type")
     add("-u", "--user", metavar="USER:PASSWORD", help="Basic authentication")
     add("-L", "--location", action="store_true", help="follow redirects")
@@ -83,24 +103,40 @@ def build_parser() -> argparse.ArgumentParser:
     add("--compressed", action="store_true", help="accepted; decoding is always on")
     add("--repeat", type=_count, default=1, metavar="N", help="send the URL list N times")
     add("-f", "--fail", action="store_true", help="exit 8 on a status >= 400, body unwritten")
-    add = parser.add_argument_group("connections").add_argument
+    add("--retry", type=_whole, default=0, metavar="N",
+        help="try a URL N more times after a timeout, connect error, 408/429/5xx")  # fmt: skip
+    add("--retry-delay", type=_seconds, metavar="S", help="wait S s between retries (backoff)")
+
+
+def _add_connection_options(add: Callable[..., object]) -> None:
+    """How to connect: TLS, time limits, the pool, proxies, a Unix socket."""
     add("-k", "--insecure", action="store_true", help="do not verify TLS certificates")
     add("--cacert", metavar="PATH", help="verify TLS certificates against this CA bundle")
     add("--timeout", type=_seconds, metavar="S", help="limit of each connect/read/write wait")
+    add("--connect-timeout", type=_seconds, metavar="S", help="limit of each connect")
+    add("-m", "--max-time", type=_positive_seconds, metavar="S",
+        help="limit of each whole transfer (a URL: redirects, retries, body)")  # fmt: skip
     add("--idle-timeout", type=_seconds, metavar="S", help="keep idle connections S s (30)")
     add("--max-per-host", type=_count, metavar="N", help="open connections per origin (10)")
-    add("--proxy", metavar="URL", help="send through this HTTP proxy (CONNECT for https)")
+    add("-x", "--proxy", metavar="URL", help="send through this HTTP proxy (CONNECT for https)")
+    add("--noproxy", metavar="HOSTS", help="no proxy for these hosts (as no_proxy)")
     add("--unix-socket", metavar="PATH", help="send every request over this Unix socket")
-    add = parser.add_argument_group("output").add_argument
-    add("-o", "--output", metavar="FILE", help="write the bodies to FILE, not stdout")
+
+
+def _add_output_options(add: Callable[..., object]) -> None:
+    """Where bodies, heads, the story and errors go."""
+    add("-o", "--output", metavar="FILE", help="write the bodies to FILE ('-': stdout)")
     add("-O", "--remote-name", action="store_true", help="name files after the URL paths")
     add("-i", "--include", action="store_true", help="write each response head too")
     add("-v", "--verbose", action="store_true", help="tell the connection story on stderr")
     add("--trace", metavar="FILE", help="write every event to FILE as JSON lines")
     add("-s", "--silent", action="store_true", help="no progress bar, no error message")
+    add("-S", "--show-error", action="store_true", help="with -s, still show errors")
+    add(
+        "-w", "--write-out", metavar="FORMAT", help="after each URL write FORMAT: %%{http_code}..."
+    )
     add("--debug", action="store_true", help="show the traceback of an error")
     add("--version", action="version", version=f"rawkeep {__version__}")
-    return parser
 
 
 def _count(text: str) -> int:
@@ -110,6 +146,19 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _whole(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"not a whole number >= 0: {text!r}")
+    return int(text)
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
     return value
 
 
@@ -136,8 +185,9 @@ class ClientOptions(TypedDict, total=False):
     idle_timeout: float
     max_connections_per_host: int
     verify: bool | str
-    proxy: str
     uds: str
+    cookies: CookieJar
+    trust_env: bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,6 +200,14 @@ class Plan:
     body: bytes | None
     file_names: list[str]  # with -O: one per URL
     client_options: ClientOptions
+    #: The proxy variables the client reads (curl's rules), with -x and
+    #: --noproxy in them; None with --unix-socket.
+    proxy_environ: dict[str, str] | None
+    write_out: WriteOut | None
+    cookie_jar: MozillaCookieJar | None  # -b FILE or -c
+    max_time: float | None
+    retry: int
+    retry_delay: float | None
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
@@ -159,29 +217,89 @@ def make_plan(args: argparse.Namespace) -> Plan:
         UsageError, InvalidURL.
     """
     for url in args.urls:
-        if "://" not in url:
-            if url == "demo":
-                raise InvalidURL("'demo' is not a URL; to run the demo: rawkeep demo")
-            raise InvalidURL(f"{url!r} has no scheme; try http://{url}")
-        URL(url)  # raises InvalidURL
+        _check_url(url)
+    _check_conflicts(args)
+    headers = [_parse_header(text) for text in args.header]
+    given = {name.lower() for name, _ in headers}
+    if args.user_agent is not None and "user-agent" not in given:
+        headers.append(("User-Agent", args.user_agent))
+    jar = _cookies(args, headers, given)
+    body = _read_body(args, headers)
+    urls = list(args.urls)
+    if args.get and body is not None:  # -G: the data goes in the query, not the body
+        urls = [url.split("#")[0] + ("&" if "?" in url else "?") + body.decode() for url in urls]
+        form = ("Content-Type", "application/x-www-form-urlencoded")
+        headers[:] = [header for header in headers if header != form]
+        body = None
+    default_method = "HEAD" if args.head else "POST" if body is not None else "GET"
+    try:
+        write_out = None if args.write_out is None else WriteOut.parse(args.write_out)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return Plan(
+        urls=urls,
+        method=args.request or default_method,
+        headers=headers,
+        body=body,
+        file_names=[_remote_name(url) for url in urls] if args.remote_name else [],
+        client_options=_client_options(args, jar),
+        proxy_environ=None if args.unix_socket else proxy_environ(os.environ, args),
+        write_out=write_out,
+        cookie_jar=jar,
+        max_time=args.max_time,
+        retry=args.retry,
+        retry_delay=args.retry_delay,
+    )
+
+
+def _check_url(url: str) -> None:
+    if "://" not in url:
+        if url == "demo":
+            raise InvalidURL("'demo' is not a URL; to run the demo: rawkeep demo")
+        raise InvalidURL(f"{url!r} has no scheme; try http://{url}")
+    URL(url)  # raises InvalidURL
+
+
+def _check_conflicts(args: argparse.Namespace) -> None:
     if args.output is not None and args.remote_name:
         raise UsageError("give -o or -O, not both")
     if args.data is not None and args.json is not None:
         raise UsageError("give -d or --json, not both")
+    if args.head and (args.json is not None or (args.data is not None and not args.get)):
+        raise UsageError("-I sends HEAD, which has no body: give -G to put -d in the query")
+    if args.get and args.json is not None:
+        raise UsageError("-G puts -d data in the query; --json can't go there")
     if args.proxy is not None and args.unix_socket is not None:
         raise UsageError("give --proxy or --unix-socket, not both")
     if args.cacert is not None and not os.access(args.cacert, os.R_OK):
         raise UsageError(f"can't read the --cacert file {args.cacert!r}")
-    headers = [_parse_header(text) for text in args.header]
-    body = _read_body(args, headers)
-    return Plan(
-        urls=list(args.urls),
-        method=args.request or ("POST" if body is not None else "GET"),
-        headers=headers,
-        body=body,
-        file_names=[_remote_name(url) for url in args.urls] if args.remote_name else [],
-        client_options=_client_options(args),
-    )
+    if args.cookie_jar is not None:
+        folder = os.path.dirname(os.path.abspath(args.cookie_jar))
+        if not os.access(folder, os.W_OK):
+            raise UsageError(f"can't write the -c file {args.cookie_jar!r} in {folder!r}")
+
+
+def _cookies(
+    args: argparse.Namespace, headers: list[tuple[str, str]], given: set[str]
+) -> MozillaCookieJar | None:
+    """-b and -c as curl reads them: ``-b`` with a ``=`` is the Cookie
+    header itself; without, a Netscape cookie file (a missing one is an
+    empty jar, so that ``-b FILE -c FILE`` works on the first run). Either
+    file turns the jar on: cookies set by responses are sent after."""
+    text = args.cookie
+    if text is not None and "=" in text:
+        if "cookie" not in given:
+            headers.append(("Cookie", text))
+        text = None
+    if text is None and args.cookie_jar is None:
+        return None
+    jar = MozillaCookieJar()
+    if text is not None and os.path.exists(text):
+        try:
+            jar.load(text, ignore_discard=True)
+        except (OSError, LoadError) as exc:
+            raise UsageError(f"can't read the -b cookie file {text!r}: {exc}") from exc
+    return jar
 
 
 def _parse_header(text: str) -> tuple[str, str]:
@@ -204,7 +322,7 @@ def _read_body(args: argparse.Namespace, headers: list[tuple[str, str]]) -> byte
     if args.data is not None:
         if "content-type" not in given:
             headers.append(("Content-Type", "application/x-www-form-urlencoded"))
-        return _read_data(args.data, "-d")
+        return b"&".join(_read_data(text, "-d") for text in args.data)
     return None
 
 
@@ -230,7 +348,7 @@ def _remote_name(url: str) -> str:
     return name
 
 
-def _client_options(args: argparse.Namespace) -> ClientOptions:
+def _client_options(args: argparse.Namespace, jar: CookieJar | None) -> ClientOptions:
     options: ClientOptions = {
         "follow_redirects": args.location,
         "max_redirects": args.max_redirs,
@@ -240,8 +358,15 @@ def _client_options(args: argparse.Namespace) -> ClientOptions:
         if not colon:
             raise UsageError("give -u USER:PASSWORD")
         options["auth"] = (user, password)
-    if args.timeout is not None:
-        options["timeout"] = Timeout(args.timeout)
+    if args.timeout is not None or args.connect_timeout is not None:
+        each = Timeout(args.timeout) if args.timeout is not None else DEFAULT_TIMEOUT
+        if args.connect_timeout is not None:
+            each = Timeout(
+                connect=args.connect_timeout, read=each.read, write=each.write, pool=each.pool
+            )
+        options["timeout"] = each
+    if args.max_time is not None:  # no single wait outlasts the whole transfer
+        options["timeout"] = _capped(options.get("timeout", DEFAULT_TIMEOUT), args.max_time)
     if args.idle_timeout is not None:
         options["idle_timeout"] = args.idle_timeout
     if args.max_per_host is not None:
@@ -250,8 +375,19 @@ def _client_options(args: argparse.Namespace) -> ClientOptions:
         options["verify"] = False
     elif args.cacert is not None:
         options["verify"] = args.cacert
-    if args.proxy is not None:
-        options["proxy"] = args.proxy
     if args.unix_socket is not None:
         options["uds"] = args.unix_socket
+    else:
+        options["trust_env"] = True  # the proxy variables of ``proxy_environ``
+    if jar is not None:
+        options["cookies"] = jar
     return options
+
+
+def _capped(timeout: Timeout, most: float) -> Timeout:
+    """``timeout`` with no phase longer than ``most`` seconds."""
+    connect, read, write, pool = (
+        most if phase is None else min(phase, most)
+        for phase in (timeout.connect, timeout.read, timeout.write, timeout.pool)
+    )
+    return Timeout(connect=connect, read=read, write=write, pool=pool)

@@ -20,6 +20,8 @@ from .._events import (
     Event,
     IdleLimitLearned,
     RequestRetried,
+    RequestSent,
+    ResponseReceived,
     StaleConnectionDiscarded,
 )
 from .._headers import parse_keep_alive
@@ -60,22 +62,36 @@ class Story:
     """Tells a client's connection story, one plain line per step.
 
     Pass it as the client's ``on_event``, and call ``request``, ``response``
-    and ``body_done`` around each exchange (one thread). The request line
-    waits for the event that says which connection carries it, so it is
-    printed just after that event's line, and again after a retry.
+    and ``body_done`` around each exchange (one thread).
+
+    With ``exchange=True`` the client must be made with
+    ``exchange_events=True``: each request is told from its ``RequestSent``
+    (the request line and every header as written) and each response head
+    from its ``ResponseReceived`` (every header), so a redirect's hops and
+    a retry read in the order they happened. Without it (the demo), the
+    request line waits for the event that says which connection carries
+    it, and the final head is told by ``response`` with only the headers
+    that decide the connection's fate.
 
     Args:
         stream: where the lines go.
         indent: put before every line (the demo indents its stories).
         idle_timeout: the client's, named when a connection expires by it.
+        exchange: tell requests and heads from the exchange events.
     """
 
     def __init__(
-        self, stream: IO[str], *, indent: str = "", idle_timeout: float | None = 30.0
+        self,
+        stream: IO[str],
+        *,
+        indent: str = "",
+        idle_timeout: float | None = 30.0,
+        exchange: bool = False,
     ) -> None:
         self._stream: IO[str] | None = stream
         self._indent = indent
         self._idle_timeout = idle_timeout
+        self._exchange = exchange
         self._pending: str | None = None  # request line not printed yet
         self._last: str | None = None  # request line printed last
         self._keep_alive: dict[int, str] = {}  # connection id -> its last Keep-Alive
@@ -99,9 +115,13 @@ class Story:
     def request(self, method: str, url: str) -> None:
         """A request is about to be sent."""
         self.requests += 1
-        self._pending = f"> {method} {URL(url).target} HTTP/1.1"
+        if not self._exchange:
+            self._pending = f"> {method} {URL(url).target} HTTP/1.1"
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, RequestSent | ResponseReceived):
+            self._tell_exchange(event)
+            return
         if isinstance(event, IdleLimitLearned):
             if event.idle_limit is None:
                 self._learned.pop(event.origin, None)
@@ -116,6 +136,19 @@ class Story:
             self._last, self._pending = self._pending, None
         elif isinstance(event, ConnectionClosed | ConnectionExpired):
             self._closed.add(event.connection_id)
+
+    def _tell_exchange(self, event: RequestSent | ResponseReceived) -> None:
+        """A request as written, or a head as read, with every header."""
+        if isinstance(event, RequestSent):
+            self.say(f"> {event.method} {event.target} HTTP/1.1")
+            for name, value in event.headers:
+                self.say(f"> {name}: {value}")
+            return
+        self.say(f"< {event.http_version} {event.status} {event.reason}".rstrip())
+        for name, value in event.headers:
+            self.say(f"< {name}: {value}")
+            if name.lower() == "keep-alive":
+                self._keep_alive[event.connection_id] = value
 
     def describe(self, event: Event) -> str:
         """The words for one event, without the leading ``* ``."""
@@ -167,6 +200,8 @@ class Story:
     def response(self, response: Response) -> None:
         """The head of the final response arrived (redirects listed first)."""
         self.responses += 1 + len(response.history)
+        if self._exchange:
+            return  # told as it arrived, from ResponseReceived
         for hop in response.history:
             target = hop.headers.get("location", "?")
             self.say(f"< {hop.http_version} {hop.status} {hop.reason} -> redirect to {target}")
@@ -241,6 +276,12 @@ class Progress:
             self._shown or max(received, self._total or 0) >= PROGRESS_THRESHOLD
         ):
             self._draw(received, now)
+
+    def end_line(self) -> None:
+        """End a bar cut short (Ctrl-C), so the next message starts a line."""
+        if self._shown:
+            self._stream.write("\n")
+            self._stream.flush()
 
     def finish(self, received: int) -> None:
         if self._shown:

@@ -14,10 +14,16 @@ class EventRecorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.events: list[rawkeep.Event] = []
+        #: ``RequestSent`` and ``ResponseReceived``, apart: the tests of
+        #: connections' lives compare ``events`` whole.
+        self.exchange: list[rawkeep.RequestSent | rawkeep.ResponseReceived] = []
 
     def __call__(self, event: rawkeep.Event) -> None:
         with self._lock:
-            self.events.append(event)
+            if isinstance(event, rawkeep.RequestSent | rawkeep.ResponseReceived):
+                self.exchange.append(event)
+            else:
+                self.events.append(event)
 
     def snapshot(self) -> list[rawkeep.Event]:
         with self._lock:
@@ -58,3 +64,4 @@ class EventRecorder:
     def clear(self) -> None:
         with self._lock:
             self.events.clear()
+            self.exchange.clear()
