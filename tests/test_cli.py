@@ -88,21 +88,31 @@ def test_two_urls_on_one_origin_reuse_one_connection(server: ScriptedServer) -> 
     assert story[0].startswith(f"* connected to {server.origin} as connection #0 in ")
     assert story[0].endswith(" ms")
     # Every request header as the server received it, in its order.
+    # (The first request of a connection asks the server to announce its
+    # keep-alive limits; the one that reuses it does not.)
     sent = [f"> {n.decode()}: {v.decode()}" for n, v in server.requests[0].headers]
-    assert [line.lower() for line in story[1:6]] == [
+    assert [line.lower() for line in story[1:7]] == [
         line.lower() for line in ["> GET /a HTTP/1.1", *sent]
     ]
-    assert story[2:6] == [
+    assert story[2:7] == [
+        f"> Host: 127.0.0.1:{server.port}",
+        f"> User-Agent: rawkeep/{rawkeep.__version__}",
+        "> Accept: */*",
+        "> Accept-Encoding: gzip, deflate",
+        "> Connection: keep-alive",
+    ]
+    assert story[7:9] == ["< HTTP/1.1 200 OK", "< Content-Length: 2"]
+    assert story[9] == "* body done (2 bytes); connection #0 kept alive for reuse"
+    assert story[10].startswith("* reusing connection #0 (idle ")
+    assert story[10].endswith(", response 2 on it)")
+    assert story[11:16] == [
+        "> GET /b HTTP/1.1",
         f"> Host: 127.0.0.1:{server.port}",
         f"> User-Agent: rawkeep/{rawkeep.__version__}",
         "> Accept: */*",
         "> Accept-Encoding: gzip, deflate",
     ]
-    assert story[6:8] == ["< HTTP/1.1 200 OK", "< Content-Length: 2"]
-    assert story[8] == "* body done (2 bytes); connection #0 kept alive for reuse"
-    assert story[9].startswith("* reusing connection #0 (idle ")
-    assert story[9].endswith(", response 2 on it)")
-    assert story[10] == "> GET /b HTTP/1.1"
+    assert story[16] == "< HTTP/1.1 200 OK"
     assert "* connection #0 closed: the client was closed" in story
     assert story[-1].startswith(
         "* summary: 2 requests, 1 connection opened,"
@@ -416,6 +426,7 @@ def test_verbose_redirects_tell_each_hop_in_order(start_keepalive_server: StartS
     assert story == [
         "* connected to ORIGIN as connection #0 in TIME",
         *request("/one"),
+        "> Connection: keep-alive",  # a connection's first request only
         *redirect("/two"),
         reusing(2),
         *request("/two"),
