@@ -27,7 +27,7 @@ import re
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+    from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 
     from ._headers import Headers
 
@@ -160,7 +160,7 @@ def _decoder(encoding: str) -> codecs.IncrementalDecoder:
     return codecs.getincrementaldecoder(encoding)(errors="replace")
 
 
-def decode_text(pieces: Iterator[bytes], encoding: str) -> Iterator[str]:
+def decode_text(pieces: Iterator[bytes], encoding: str) -> Generator[str, None, None]:
     """``pieces`` decoded as they come. Closed early, it closes ``pieces``
     at once (the body is then drained or its connection closed)."""
     decoder = _decoder(encoding)
@@ -176,7 +176,7 @@ def decode_text(pieces: Iterator[bytes], encoding: str) -> Iterator[str]:
             close()
 
 
-def split_lines(texts: Iterator[str]) -> Iterator[str]:
+def split_lines(texts: Iterator[str]) -> Generator[str, None, None]:
     """The lines of ``texts``, without their ends. Closed early, it closes
     ``texts`` at once."""
     splitter = LineSplitter()

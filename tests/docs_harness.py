@@ -100,6 +100,12 @@ def respond(request: ReceivedRequest) -> Reply:
                 headers=[("Content-Type", kind), ("Content-Encoding", "gzip")],
             )
         return Reply(body=body, headers=[("Content-Type", kind)])
+    if path == "/lines":
+        lines = b"event: tick\r\ndata: 1\r\n\r\nevent: tick\r\ndata: 2\r\n\r\n"
+        return Reply(body=lines, headers=text, chunked=True, trailers=[("X-Lines", "6")])
+    if path == "/hints":
+        hints = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n"
+        return Reply(body=PAGE_HTML, headers=[("Content-Type", "text/html")], interim=hints)
     if path == "/broken-gzip":
         return Reply(body=b"this is not gzip data", headers=[*text, ("Content-Encoding", "gzip")])
     content_type = request.header("content-type") or b""

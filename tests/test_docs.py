@@ -10,7 +10,8 @@ Conventions for the Python blocks of the pages (```` ```python ````):
 - ``http://127.0.0.1:8080`` is served by the docs server
   (`docs_harness.respond`: ``/``, ``/json``, ``/redirect``, ``/loop``,
   ``/slow``, ``/big``, ``/page``, ``/big.json``, ``/broken-gzip``,
-  ``/status/N``, and an echo of anything else), ``127.0.0.1:8081`` by the
+  ``/lines`` (chunked, with a trailer), ``/hints`` (103 Early Hints
+  first), ``/status/N``, and an echo of anything else), ``127.0.0.1:8081`` by the
   same answers in HTTP/1.0, ``https://127.0.0.1:8443`` by them over TLS
   with a certificate nobody trusts, and ``127.0.0.1:3128`` by a proxy that
   refuses everything. The runner rewrites these addresses in the block to
