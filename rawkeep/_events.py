@@ -36,13 +36,11 @@ __all__ = [
     "IdleLimitLearned",
     "RequestRetried",
     "StaleConnectionDiscarded",
-    "log_response",
+    "info_logger",
 ]
 
 if TYPE_CHECKING:
     import logging
-
-    from ._models import Response
 
 #: DEBUG is logging's level 10; named here so that logging is not imported.
 _DEBUG: Final = 10
@@ -286,24 +284,14 @@ def describe(event: Event) -> str:
 _INFO: Final = 20
 
 
-def log_response(response: Response) -> None:
-    """One INFO line on the ``rawkeep`` logger per response head received,
-    as httpx logs one: ``HTTP Request: GET http://host/ "HTTP/1.1 200 OK"``,
-    then which connection carried it, ``(connection 3, reused)``.
+def info_logger() -> logging.Logger | None:
+    """The ``rawkeep`` logger if it is enabled for INFO (the line per
+    response, see ``Response._from_head``), else None.
 
-    On the path of every response: when INFO is off this is the check of
-    ``_logger`` and one ``isEnabledFor`` (a dict look-up in logging's cache).
+    On the path of every response: when INFO is off this costs the check
+    of ``_logger`` and one ``isEnabledFor`` (a look-up in logging's cache).
     """
     logger = _found[0] if _found else _logger()
     if logger is None or not logger.isEnabledFor(_INFO):
-        return
-    logger.info(
-        'HTTP Request: %s %s "%s %d %s" (connection %d, %s)',
-        response.request.method,
-        response.url,
-        response.http_version,
-        response.status,
-        response.reason,
-        response.connection_id,
-        "reused" if response.reused else "new",
-    )
+        return None
+    return logger

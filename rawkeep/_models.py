@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any, final
 from ._body import DRAIN_LIMIT, AsyncBodyStream, BodyStream
 from ._chunks import arechunk, check_chunk_size, one, rechunk
 from ._decoders import PIECE_SIZE, BodyDecoder, decode_stream
-from ._events import log_response
+from ._events import info_logger
 from ._exceptions import RawkeepError
 from ._headers import Headers
 from ._messages import ExchangeRecord, InterimResponse, SentRequest
 from ._text import TextMethods
 
 if TYPE_CHECKING:
+    import logging
     from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 
     import h11
@@ -134,7 +135,9 @@ class Response(TextMethods, ExchangeRecord):
         self._interim = head.interim
         self._trailers = head.trailers
         self._trailer_headers = None
-        log_response(self)
+        logger = info_logger()
+        if logger is not None:
+            _log_response(logger, self)
         return self
 
     @property
@@ -435,6 +438,22 @@ class Response(TextMethods, ExchangeRecord):
             for status, reason, headers in state.get("interim", ())
         ]
         self._trailers = state.get("trailers", [])
+
+
+def _log_response(logger: logging.Logger, response: Response) -> None:
+    """One INFO line per response head received, as httpx logs one
+    (``HTTP Request: GET http://host/ "HTTP/1.1 200 OK"``), then which
+    connection carried it: ``(connection 3, reused)`` or ``new``."""
+    logger.info(
+        'HTTP Request: %s %s "%s %d %s" (connection %d, %s)',
+        response.request.method,
+        response.url,
+        response.http_version,
+        response.status,
+        response.reason,
+        response.connection_id,
+        "reused" if response.reused else "new",
+    )
 
 
 def _request_state(request: SentRequest) -> tuple[str, str, list[tuple[str, str]]]:
