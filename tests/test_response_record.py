@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import pickle
 from typing import TYPE_CHECKING
 
 import pytest
@@ -331,3 +332,37 @@ def test_no_info_line_when_info_is_off(
     messages = [r.getMessage() for r in caplog.records if r.name == "rawkeep"]
     assert any(m.startswith("ConnectionReused #0") for m in messages)
     assert any(m.startswith("HTTP Request: GET") for m in messages)
+
+
+# -- pickling -------------------------------------------------------------------------------
+
+
+def test_a_pickled_response_keeps_its_record(
+    start_server: Callable[..., ScriptedServer], client: rawkeep.Client
+) -> None:
+    def script(conn: ServerConnection) -> None:
+        while conn.read_request() is not None:
+            conn.send(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n")
+            conn.send(CHUNKED_HEAD + CHUNKS + TRAILER)
+
+    server = start_server(script)
+    response = client.get(server.url, headers={"X-Trace": "t2"})
+    received = getattr(response, "wrapped", response)  # the real Response
+    again = pickle.loads(pickle.dumps(received))
+    assert again.content == b"hello world"
+    assert again.request == received.request
+    assert again.request.headers["x-trace"] == "t2"
+    assert again.elapsed == received.elapsed > datetime.timedelta(0)
+    assert again.interim == received.interim
+    assert again.interim[0].headers["link"] == "</a.css>"
+    _check_trailers(again.trailers)
+
+
+def test_a_built_response_has_no_request() -> None:
+    built = rawkeep.Response(
+        status=200, reason="OK", http_version="HTTP/1.1", headers=rawkeep.Headers(), url="u"
+    )
+    with pytest.raises(RuntimeError, match="no request"):
+        built.request  # noqa: B018
+    assert built.elapsed == datetime.timedelta(0)
+    assert (built.interim, built.trailers.items()) == ([], [])
