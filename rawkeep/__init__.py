@@ -48,6 +48,7 @@ from ._exceptions import (
     WriteTimeout,
 )
 from ._headers import Headers
+from ._messages import InterimResponse, SentRequest
 from ._models import HTTPStatusError, Response
 from ._pool_core import PoolStats
 from ._timeout import Timeout
@@ -61,8 +62,10 @@ __all__ = [
     "AsyncClient",
     "Client",
     "Headers",
+    "InterimResponse",
     "PoolStats",
     "Response",
+    "SentRequest",
     "Timeout",
     "__version__",
     # lifecycle events

@@ -38,6 +38,7 @@ __all__ = [
     "RequestSent",
     "ResponseReceived",
     "StaleConnectionDiscarded",
+    "info_logger",
 ]
 
 if TYPE_CHECKING:
@@ -321,3 +322,20 @@ def describe(event: Event) -> str:
         error = " ".join(event.error.split())  # one line, whatever the error text
         return f"{head} {event.method} {event.url} attempt {event.attempt}: {error}"
     return head
+
+
+#: INFO is logging's level 20 (see _DEBUG).
+_INFO: Final = 20
+
+
+def info_logger() -> logging.Logger | None:
+    """The ``rawkeep`` logger if it is enabled for INFO (the line per
+    response, see ``Response._from_head``), else None.
+
+    On the path of every response: when INFO is off this costs the check
+    of ``_logger`` and one ``isEnabledFor`` (a look-up in logging's cache).
+    """
+    logger = _found[0] if _found else _logger()
+    if logger is None or not logger.isEnabledFor(_INFO):
+        return None
+    return logger

@@ -55,6 +55,7 @@ Asking the server to say its limits
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -93,6 +94,10 @@ _END: Final = h11.EndOfMessage()
 #: blank line that ends the head after it.
 _ASK_LIMITS: Final = b"Connection: keep-alive\r\n\r\n"
 
+#: What a response without interim responses (most) or trailers (all but
+#: some chunked ones) holds: one shared empty tuple, no list per response.
+_NONE: Final[tuple[()]] = ()
+
 
 @dataclass
 class Head:
@@ -110,6 +115,16 @@ class Head:
     raw_headers: list[tuple[bytes, bytes]]
     #: The Content-Encoding header, the one the body path needs.
     content_encoding: str | None
+    #: The request as h11 took it (method and headers as sent).
+    request: h11.Request
+    #: Seconds from the start of the exchange (the request about to be
+    #: written) until this head was parsed.
+    elapsed: float
+    #: The interim (1xx) responses that came before it, in order.
+    interim: list[h11.InformationalResponse] | tuple[()]
+    #: The trailer fields of a chunked body, filled in when the body ends
+    #: (the list is the body reader's; empty tuple: the body has none).
+    trailers: list[tuple[bytes, bytes]] | tuple[()]
 
 
 def new_h11(max_head_size: int) -> h11.Connection:
@@ -150,9 +165,12 @@ class Exchange:
         ends_with_head: bool,
         asks_to_close: bool,
     ) -> None:
+        #: When the exchange began, for ``Head.elapsed`` (perf_counter s).
+        self._started = time.perf_counter()
         self._h11 = h11_conn
         self._max_head_size = max_head_size
         self._life = life
+        self._request = request
         self.reused = reused
         #: Some byte of a response (one that can begin a status line)
         #: arrived: the retry rule (RFC 9112 section 9.3.1) depends on it.
@@ -164,6 +182,7 @@ class Exchange:
         self._asks_to_close = asks_to_close
         #: Interim (1xx) responses so far, and bytes fed before the final head.
         self.interim = 0
+        self._interim: list[h11.InformationalResponse] | tuple[()] = _NONE
         self._head_bytes = 0
         #: Why the response forbids another exchange (None: it allows one).
         self._response_close: CloseReason | None = None
@@ -264,6 +283,9 @@ class Exchange:
         if type(event) is not h11.InformationalResponse:
             raise RemoteProtocolError(f"unexpected {type(event).__name__} before the response")
         self.interim += 1
+        if self._interim is _NONE:
+            self._interim = []
+        self._interim.append(event)  # type: ignore[union-attr]
         if self.interim > MAX_INTERIM_RESPONSES:
             raise RemoteProtocolError(
                 f"more than {MAX_INTERIM_RESPONSES} interim (1xx) responses before the final one"
@@ -322,16 +344,21 @@ class Exchange:
             self._response_close = _response_close(version, close, chunked and length is not None)
         status = response.status_code
         h11_conn = self._h11
+        trailers: list[tuple[bytes, bytes]] | tuple[()] = _NONE
         if self.head_request or status == 204 or status == 304:
             self.body = Counted(0, h11_conn)  # no body, whatever the headers say
         elif chunked or length is None:
-            self.body = H11Body(h11_conn, self._max_head_size, chunked)
+            trailers = []
+            self.body = H11Body(h11_conn, self._max_head_size, chunked, trailers)
         else:
             # h11 checked Content-Length is one number; chunked wins.
             self.body = Counted(int(length), h11_conn)
         if keep_alive:
             self._life.note_keep_alive(*parse_keep_alive(keep_alive))
-        return Head(status, response.reason.decode("latin-1"), version_text, raw, encoding)
+        return Head(
+            status, response.reason.decode("latin-1"), version_text, raw, encoding,
+            self._request, time.perf_counter() - self._started, self._interim, trailers,
+        )  # fmt: skip
 
     def _check_head_size(self) -> None:
         """Refuse a response head larger than the limit even when it arrived

@@ -106,16 +106,24 @@ class Counted:
 class H11Body:
     """A chunked body, or one that ends when the server closes: h11 reads it."""
 
-    __slots__ = ("_h11", "_max_head_size", "_read_size")
+    __slots__ = ("_h11", "_max_head_size", "_read_size", "_trailers")
 
     #: Never the whole body at once: h11 hands it over in pieces.
     at_hand: Final = None
     #: Not counted: how much is left is known only at its end.
     left: Final = None
 
-    def __init__(self, h11_conn: h11.Connection, max_head_size: int, chunked: bool) -> None:
+    def __init__(
+        self,
+        h11_conn: h11.Connection,
+        max_head_size: int,
+        chunked: bool,
+        trailers: list[tuple[bytes, bytes]],
+    ) -> None:
         self._h11 = h11_conn
         self._max_head_size = max_head_size
+        #: Where the trailer fields go when the body ends (the response's).
+        self._trailers = trailers
         # Chunk-size lines and trailers are bounded by h11 only while they
         # are incomplete; reading no more than the limit at a time keeps a
         # complete one under twice the limit.
@@ -133,6 +141,9 @@ class H11Body:
                     if data:
                         return data
                 elif kind is h11.EndOfMessage:
+                    # A chunked body's trailer section (RFC 9112 section
+                    # 7.1.2), checked by h11 as it checks a head.
+                    self._trailers.extend(event.headers.raw_items())  # type: ignore[union-attr]
                     return None
                 elif event is h11.NEED_DATA:
                     return NEED_DATA

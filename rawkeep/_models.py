@@ -15,11 +15,17 @@ from typing import TYPE_CHECKING, Any, final
 from ._body import DRAIN_LIMIT, AsyncBodyStream, BodyStream
 from ._chunks import arechunk, check_chunk_size, one, rechunk
 from ._decoders import PIECE_SIZE, BodyDecoder, decode_stream
+from ._events import info_logger
 from ._exceptions import RawkeepError
 from ._headers import Headers
+from ._messages import ExchangeRecord, InterimResponse, SentRequest
+from ._text import TextMethods
 
 if TYPE_CHECKING:
+    import logging
     from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+
+    import h11
 
     from ._exchange import Head
 
@@ -27,7 +33,7 @@ __all__ = ["HTTPStatusError", "Response"]
 
 
 @final
-class Response:
+class Response(TextMethods, ExchangeRecord):
     """An HTTP response; its body may still be on the wire (``stream()``).
 
     Attributes:
@@ -39,6 +45,10 @@ class Response:
         history: responses of the redirects that led here (oldest first).
         connection_id: the connection it came over, unique per client.
         reused: whether that connection had served an earlier response.
+
+    ``request``, ``elapsed``, ``interim`` and ``trailers`` come from
+    ``ExchangeRecord``; ``text``, ``json()`` and the text iterators from
+    ``TextMethods``.
     """
 
     __slots__ = (
@@ -83,6 +93,13 @@ class Response:
         self._content = content
         self._body: BodyStream | AsyncBodyStream | None = None
         self._max_decoded_size: int | None = None
+        # What only a received response has (see _from_head); pickling
+        # restores them.
+        self._request: h11.Request | SentRequest | None = None
+        self._elapsed = 0.0
+        self._interim: list[Any] | tuple[()] = ()
+        self._trailers: list[tuple[bytes, bytes]] | tuple[()] = ()
+        self._trailer_headers: Headers | None = None
 
     @classmethod
     def _from_head(
@@ -113,6 +130,14 @@ class Response:
         self._content = content
         self._body = body
         self._max_decoded_size = max_decoded_size
+        self._request = head.request
+        self._elapsed = head.elapsed
+        self._interim = head.interim
+        self._trailers = head.trailers
+        self._trailer_headers = None
+        logger = info_logger()
+        if logger is not None:
+            _log_response(logger, self)
         return self
 
     @property
@@ -199,42 +224,6 @@ class Response:
         less than losing the connection."""
         length = self.headers.get("content-length")
         return length is not None and length.isdigit() and int(length) <= DRAIN_LIMIT
-
-    @property
-    def text(self) -> str:
-        """The body decoded with the charset of Content-Type, else UTF-8.
-
-        Undecodable bytes become U+FFFD rather than raising.
-        """
-        return self.content.decode(self.encoding, errors="replace")
-
-    @property
-    def encoding(self) -> str:
-        """The charset named by Content-Type, or "utf-8"."""
-        content_type = self.headers.get("content-type", "")
-        for param in content_type.split(";")[1:]:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "charset" and value.strip():
-                charset = value.strip().strip('"')
-                try:
-                    import codecs
-
-                    name = codecs.lookup(charset).name
-                    b"a".decode(name, "ignore")  # refuses codecs that are not text (rot13...)
-                except LookupError:
-                    break
-                return name
-        return "utf-8"
-
-    def json(self, **kwargs: Any) -> Any:
-        """The body parsed as JSON (``json.loads`` keyword arguments pass through).
-
-        Raises:
-            ValueError: the body is not valid JSON.
-        """
-        import json
-
-        return json.loads(self.content, **kwargs)
 
     def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
         """The body in pieces, with its Content-Encoding undone as it arrives.
@@ -421,6 +410,10 @@ class Response:
             "history": self.history,
             "connection_id": self.connection_id,
             "reused": self.reused,
+            "request": None if self._request is None else _request_state(self.request),
+            "elapsed": self._elapsed,
+            "interim": [(i.status, i.reason, i.headers.items()) for i in self.interim],
+            "trailers": self.trailers.raw(),
         }
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
@@ -435,6 +428,36 @@ class Response:
             reused=state["reused"],
         )
         self.history = state["history"]
+        request = state.get("request")
+        if request is not None:
+            method, url, headers = request
+            self._request = SentRequest(method=method, url=url, headers=Headers(headers))
+        self._elapsed = state.get("elapsed", 0.0)
+        self._interim = [
+            InterimResponse(status=status, reason=reason, headers=Headers(headers))
+            for status, reason, headers in state.get("interim", ())
+        ]
+        self._trailers = state.get("trailers", [])
+
+
+def _log_response(logger: logging.Logger, response: Response) -> None:
+    """One INFO line per response head received, as httpx logs one
+    (``HTTP Request: GET http://host/ "HTTP/1.1 200 OK"``), then which
+    connection carried it: ``(connection 3, reused)`` or ``new``."""
+    logger.info(
+        'HTTP Request: %s %s "%s %d %s" (connection %d, %s)',
+        response.request.method,
+        response.url,
+        response.http_version,
+        response.status,
+        response.reason,
+        response.connection_id,
+        "reused" if response.reused else "new",
+    )
+
+
+def _request_state(request: SentRequest) -> tuple[str, str, list[tuple[str, str]]]:
+    return request.method, request.url, request.headers.items()
 
 
 class HTTPStatusError(RawkeepError):
@@ -442,16 +465,26 @@ class HTTPStatusError(RawkeepError):
 
     Args:
         message: the status line and URL.
-        response: the response, body read.
+        response: the response (its request is ``response.request``).
     """
 
     def __init__(
         self,
         message: str,
         *,
-        response: Response | None = None,
+        response: Response,
         origin: str | None = None,
         connection_id: int | None = None,
     ) -> None:
         super().__init__(message, origin=origin, connection_id=connection_id)
         self.response = response
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # BaseException's would call HTTPStatusError(message), without the
+        # response it requires; the attributes follow from __dict__.
+        return (_status_error, (type(self), self.message, self.response), self.__dict__)
+
+
+def _status_error(cls: type[HTTPStatusError], message: str, response: Response) -> HTTPStatusError:
+    """Unpickle an ``HTTPStatusError`` (see its ``__reduce__``)."""
+    return cls(message, response=response)

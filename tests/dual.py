@@ -6,8 +6,9 @@ call becomes a coroutine run on a private event loop in a background thread
 (``LoopThread``), waited for within ``CALL_TIMEOUT``, and whatever it raised
 is raised again in the test's thread, unchanged. Responses come back as
 ``DualResponse``, whose body methods (``read``, ``iter_bytes``,
-``iter_raw``, ``close``, ``content``...) go through the awaited ones
-(``aread``, ``aiter_bytes``, ``aiter_raw``, ``aclose``) on that loop, and
+``iter_raw``, ``iter_text``, ``iter_lines``, ``close``, ``content``...) go
+through the awaited ones (``aread``, ``aiter_bytes``, ``aiter_raw``,
+``aiter_text``, ``aiter_lines``, ``aclose``) on that loop, and
 whose other attributes are the real response's.
 
 Streaming keeps its meaning: ``iter_bytes()`` advances the async iterator
@@ -194,7 +195,13 @@ class DualResponse:
     def iter_raw(self, chunk_size: int | None = None) -> Iterator[bytes]:
         return self._pieces(self._response.aiter_raw(chunk_size))
 
-    def _pieces(self, pieces: AsyncIterator[bytes]) -> Iterator[bytes]:
+    def iter_text(self) -> Iterator[str]:
+        return self._pieces(self._response.aiter_text())
+
+    def iter_lines(self) -> Iterator[str]:
+        return self._pieces(self._response.aiter_lines())
+
+    def _pieces(self, pieces: AsyncIterator[T]) -> Iterator[T]:
         """``pieces`` one step at a time; closed early, it is closed on the loop."""
         runner = self._runner
         finished = False
@@ -226,7 +233,7 @@ class DualResponse:
         return self
 
 
-def _close_iterator(runner: LoopThread, pieces: AsyncIterator[bytes]) -> None:
+def _close_iterator(runner: LoopThread, pieces: AsyncIterator[Any]) -> None:
     aclose = getattr(pieces, "aclose", None)
     if aclose is None or runner.stopped:
         return  # stop() closed every async generator left

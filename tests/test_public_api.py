@@ -32,6 +32,8 @@ PUBLIC_NAMES = frozenset(
         "Client",
         "AsyncClient",
         "Response",
+        "SentRequest",
+        "InterimResponse",
         "Headers",
         "Timeout",
         "PoolStats",

@@ -452,6 +452,8 @@ class Exposure:
     def response(self, response: rawkeep.Response) -> None:
         self.texts += [repr(response), response.url, repr(response.headers)]
         self.texts += [r.url for r in response.history]
+        sent = response.request  # the headers as sent: repr hides the credentials
+        self.texts += [repr(sent), sent.url, repr(sent.headers), str(sent.headers)]
 
     def check(self) -> None:
         seen = "\n".join(self.texts)

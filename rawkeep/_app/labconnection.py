@@ -87,6 +87,8 @@ class LabConnection:
         self.stopping = stopping
         self.note = note
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        #: The trailer fields of the reply being sent.
+        self._trailers: list[tuple[str, str]] = []
 
     def serve(self) -> bool:
         """Answer requests until the connection ends; the caller closes the socket.
@@ -204,10 +206,19 @@ class LabConnection:
         if self.http10:
             head = _http10_head(reply.status, headers)
         else:
+            hints = b""
+            if reply.hints:
+                early = h11.InformationalResponse(
+                    status_code=103, headers=list(reply.hints), reason=b"Early Hints"
+                )
+                hints = self.h11.send(early) or b""
             response = h11.Response(
                 status_code=reply.status, headers=headers, reason=_reason(reply.status)
             )
-            head = self.h11.send(response) or b""
+            head = hints + (self.h11.send(response) or b"")
+        # Trailers go only after chunks: to an HTTP/1.1 client, chunked.
+        chunked = reply.chunked and self.h11.their_http_version == b"1.1"
+        self._trailers = list(reply.trailers) if chunked else []
         if sum(map(len, pieces)) <= _SMALL_BODY and not reply.pause:
             # One write for head and body: what most servers do for small answers.
             self._send_all(b"".join([head, *map(self._frame, pieces), self._finish()]))
@@ -225,7 +236,9 @@ class LabConnection:
 
     def _finish(self) -> bytes:
         """What ends the body on the wire (the last chunk, if chunked)."""
-        return b"" if self.http10 else self.h11.send(h11.EndOfMessage()) or b""
+        if self.http10:
+            return b""
+        return self.h11.send(h11.EndOfMessage(headers=self._trailers)) or b""
 
     def _send_all(self, data: bytes) -> None:
         """Write all of ``data`` within ``WRITE_TIMEOUT``.

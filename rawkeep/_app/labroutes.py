@@ -104,6 +104,10 @@ class Reply:
     delay: float = 0.0
     #: Seconds to wait between two pieces of the body.
     pause: float = 0.0
+    #: Trailer fields after a chunked body (HTTP/1.1 only).
+    trailers: tuple[tuple[str, str], ...] = ()
+    #: Headers of a ``103 Early Hints`` sent before the head (HTTP/1.1 only).
+    hints: tuple[tuple[str, str], ...] = ()
 
 
 class _BadRequest(Exception):
@@ -238,6 +242,20 @@ def _chunked(request: LabRequest, rest: list[str], query: dict[str, str]) -> Rep
     return Reply(headers=(_TEXT,), body=pieces, chunked=True, pause=pause)
 
 
+def _lines(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+    events = (b"event: tick\r\ndata: 1\r\n\r\n", b"event: tick\r\ndata: 2\r\n\r\n")
+    return Reply(headers=(_TEXT,), body=events, chunked=True, trailers=(("X-Lines", "6"),))
+
+
+def _hints(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+    page = b"<!doctype html><link rel=stylesheet href=/style.css><p>hello</p>\n"
+    return Reply(
+        headers=(("Content-Type", "text/html"),),
+        body=(page,),
+        hints=(("Link", "</style.css>; rel=preload; as=style"),),
+    )
+
+
 def _compressed(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
     """``/gzip``, ``/deflate``: a JSON document, or the answer of the rest of
     the path, compressed with the coding the first segment names."""
@@ -287,6 +305,8 @@ _ROUTES: Final[dict[str, Callable[[LabRequest, list[str], dict[str, str]], Reply
     "redirect": _redirect,
     "slow": _slow,
     "chunked": _chunked,
+    "lines": _lines,
+    "hints": _hints,
     "gzip": _compressed,
     "deflate": _compressed,
     "broken-gzip": _broken_gzip,
@@ -305,6 +325,8 @@ PATHS: Final = (
     ("/loop", "a redirect to itself, for ever"),
     ("/slow?seconds=S", "the answer after S seconds (default 1)"),
     ("/chunked?chunks=N&pause=S", "a chunked body of N pieces, S seconds apart"),
+    ("/lines", "server-sent-event lines, chunked, then a trailer field (X-Lines)"),
+    ("/hints", "103 Early Hints (a Link header), then an HTML page"),
     ("/gzip, /deflate", "compressed JSON; /gzip/PATH: the answer of /PATH, compressed"),
     ("/broken-gzip", "a body that says gzip and is not"),
     ("/bytes/N", "N bytes, in 64 KiB pieces"),

@@ -32,6 +32,10 @@ class Reply:
     body: bytes = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
     chunked: bool = False
+    #: Trailer fields after a chunked body.
+    trailers: list[tuple[str, str]] = field(default_factory=list)
+    #: Interim (1xx) responses, as sent, before the response.
+    interim: bytes = b""
 
 
 def token_of(request: ReceivedRequest) -> bytes:
@@ -143,8 +147,9 @@ def _respond(
         http_version=version,
         chunked=reply.chunked,
         head=request.method == "HEAD",
+        trailers=reply.trailers,
     )
-    return data, close_after
+    return reply.interim + data, close_after
 
 
 def keepalive_server(

@@ -684,8 +684,10 @@ def render_response(
     reason: str | None = None,
     chunked: bool = False,
     head: bool = False,
+    trailers: list[tuple[str, str]] | None = None,
 ) -> bytes:
-    """Serialize a response; adds Content-Length (or chunked framing).
+    """Serialize a response; adds Content-Length (or chunked framing, ended
+    by `trailers` if given).
 
     With `head`, the framing headers describe `body` but the body is left out,
     as a response to HEAD must.
@@ -707,7 +709,8 @@ def render_response(
         half = len(body) // 2
         pieces = [piece for piece in (body[:half], body[half:]) if piece]
         out += b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces)
-        return out + b"0\r\n\r\n"
+        fields = "".join(f"{name}: {value}\r\n" for name, value in trailers or [])
+        return out + b"0\r\n" + fields.encode("latin-1") + b"\r\n"
     return out + body
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import copy
 import pickle
+from typing import Any
 
 import pytest
 
@@ -76,23 +77,29 @@ def test_every_exported_exception_is_in_the_tree() -> None:
 # -- attributes ---------------------------------------------------------------
 
 
+def required(cls: type[RawkeepError]) -> dict[str, Any]:
+    """The keywords ``cls`` requires besides its message: the response of
+    an ``HTTPStatusError``, never optional."""
+    return {"response": make_response()} if cls is HTTPStatusError else {}
+
+
 @pytest.mark.parametrize("cls", ALL_CLASSES, ids=ALL_NAMES)
 def test_attributes(cls: type[RawkeepError]) -> None:
-    exc = cls("went wrong")
+    exc = cls("went wrong", **required(cls))
     assert str(exc) == "went wrong"
     assert exc.message == "went wrong"
     assert exc.args == ("went wrong",)
     assert exc.origin is None
     assert exc.connection_id is None
 
-    exc = cls("went wrong", origin="http://127.0.0.1:8080", connection_id=7)
+    exc = cls("went wrong", origin="http://127.0.0.1:8080", connection_id=7, **required(cls))
     assert exc.origin == "http://127.0.0.1:8080"
     assert exc.connection_id == 7
     assert str(exc) == "went wrong"
 
     # The context attributes are keyword-only.
     with pytest.raises(TypeError):
-        cls("went wrong", "http://127.0.0.1:8080")  # type: ignore[call-arg]
+        cls("went wrong", "http://127.0.0.1:8080", **required(cls))  # type: ignore[call-arg]
 
 
 PROTOCOLS = sorted({0, 2, pickle.HIGHEST_PROTOCOL})
@@ -100,7 +107,7 @@ PROTOCOLS = sorted({0, 2, pickle.HIGHEST_PROTOCOL})
 
 @pytest.mark.parametrize("cls", ALL_CLASSES, ids=ALL_NAMES)
 def test_pickle_round_trip(cls: type[RawkeepError]) -> None:
-    exc = cls("went wrong", origin="https://example.org:443", connection_id=42)
+    exc = cls("went wrong", origin="https://example.org:443", connection_id=42, **required(cls))
     for protocol in PROTOCOLS:
         again = pickle.loads(pickle.dumps(exc, protocol=protocol))
         assert type(again) is cls
@@ -110,14 +117,14 @@ def test_pickle_round_trip(cls: type[RawkeepError]) -> None:
         assert again.origin == "https://example.org:443"
         assert again.connection_id == 42
 
-    plain = pickle.loads(pickle.dumps(cls("plain")))
+    plain = pickle.loads(pickle.dumps(cls("plain", **required(cls))))
     assert type(plain) is cls
     assert (plain.message, plain.origin, plain.connection_id) == ("plain", None, None)
 
 
 @pytest.mark.parametrize("cls", ALL_CLASSES, ids=ALL_NAMES)
 def test_copy(cls: type[RawkeepError]) -> None:
-    exc = cls("went wrong", origin="http://h:80", connection_id=1)
+    exc = cls("went wrong", origin="http://h:80", connection_id=1, **required(cls))
     for again in (copy.copy(exc), copy.deepcopy(exc)):
         assert type(again) is cls
         assert (again.message, again.origin, again.connection_id) == (
@@ -155,15 +162,15 @@ def test_http_status_error_carries_the_response() -> None:
     assert exc.connection_id == 3
 
 
-def test_http_status_error_response_defaults_to_none() -> None:
-    assert HTTPStatusError("x").response is None
+def test_http_status_error_requires_its_response() -> None:
+    with pytest.raises(TypeError, match="response"):
+        HTTPStatusError("x")  # type: ignore[call-arg]
 
 
 def test_http_status_error_pickles_with_its_response() -> None:
     exc = HTTPStatusError("404", response=make_response(), connection_id=3)
     again = pickle.loads(pickle.dumps(exc))
     assert isinstance(again, HTTPStatusError)
-    assert again.response is not None
     assert again.response.status == 404
     assert again.response.content == b"no such page"
     assert again.response.headers["content-type"] == "text/plain"
