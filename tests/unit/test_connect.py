@@ -83,6 +83,6 @@ def test_a_proxy_that_cannot_be_reached_is_named_as_the_proxy() -> None:
         port = probe.getsockname()[1]
     with (
         rawkeep.Client(proxy=f"http://127.0.0.1:{port}", timeout=2.0) as client,
-        pytest.raises(rawkeep.ConnectError, match=f"proxy http://127.0.0.1:{port}"),
+        pytest.raises(rawkeep.ProxyError, match=f"could not connect to proxy 127.0.0.1:{port}"),
     ):
         client.get("http://a.test/")
