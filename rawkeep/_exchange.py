@@ -90,9 +90,8 @@ _HEADERS_READ: Final = frozenset(
 #: h11 events are immutable; the one that ends every request body is shared.
 _END: Final = h11.EndOfMessage()
 
-#: The line that asks a server to announce its keep-alive limits, and the
-#: blank line that ends the head after it.
-_ASK_LIMITS: Final = b"Connection: keep-alive\r\n\r\n"
+#: The header that asks a server to announce its keep-alive limits.
+_ASK_LIMITS: Final = (b"Connection", b"keep-alive")
 
 #: What a response without interim responses (most) or trailers (all but
 #: some chunked ones) holds: one shared empty tuple, no list per response.
@@ -190,14 +189,14 @@ class Exchange:
         self.body: Counted | H11Body | None = None
         #: The body has ended and the verdict is given.
         self.finished = False
+        if not reused and not _names_connection(request):
+            # See "Asking the server to say its limits".
+            request = self._request = _asking_limits(request)
         try:
-            head = h11_conn.send(request)
+            #: The request head's bytes, for the shell to write.
+            self.request_head = h11_conn.send(request)
         except h11.LocalProtocolError as exc:
             raise LocalProtocolError(f"can't send request: {exc}") from exc
-        if not reused and not _names_connection(request):
-            head = head[:-2] + _ASK_LIMITS  # see "Asking the server to say its limits"
-        #: The request head's bytes, for the shell to write.
-        self.request_head = head
 
     # -- the request ------------------------------------------------------------
 
@@ -400,6 +399,17 @@ class Exchange:
 def _names_connection(request: h11.Request) -> bool:
     """Whether the request has a ``Connection`` header of the caller's."""
     return any(name == b"connection" for name, _ in request.headers)
+
+
+def _asking_limits(request: h11.Request) -> h11.Request:
+    """The request with ``Connection: keep-alive`` last: once per connection,
+    so the cost of building it again is one connection's, not a request's."""
+    return h11.Request(
+        method=request.method,
+        target=request.target,
+        headers=[*request.headers.raw_items(), _ASK_LIMITS],
+        http_version=request.http_version,
+    )
 
 
 def _response_close(version: bytes, close: bool, both_framings: bool) -> CloseReason | None:

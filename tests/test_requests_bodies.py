@@ -32,8 +32,8 @@ def header_names(request: ReceivedRequest) -> list[bytes]:
 
 
 def test_default_request_headers(server: ScriptedServer, client: rawkeep.Client) -> None:
-    client.get(f"{server.url}/path?q=1")
-    client.get(f"{server.url}/path?q=2")
+    first = client.get(f"{server.url}/path?q=1")
+    second = client.get(f"{server.url}/path?q=2")
 
     request, reusing = server.requests
     assert reusing.connection == request.connection
@@ -50,6 +50,9 @@ def test_default_request_headers(server: ScriptedServer, client: rawkeep.Client)
     assert first_head.endswith(b"\r\nConnection: keep-alive")
     assert b"connection" not in header_names(reusing)
     assert b"keep-alive" not in second_head.lower()
+    # response.request says the same as the bytes.
+    assert first.request.headers.get_all("connection") == ["keep-alive"]
+    assert "connection" not in second.request.headers
     # A GET without a body carries no framing headers at all.
     assert b"content-length" not in header_names(request)
     assert b"transfer-encoding" not in header_names(request)
