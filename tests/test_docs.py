@@ -361,6 +361,40 @@ def test_timeline_script(tmp_path: Path) -> None:
     assert ET.parse(committed).getroot().tag == root.tag
 
 
+@pytest.mark.timeout(EXAMPLE_TIMEOUT + 10)
+def test_timeline_learning_script(tmp_path: Path) -> None:
+    """The learning picture is drawn from a fresh run in which two closes
+    teach the silent server's limit (timed by the kernel), after which
+    rawkeep retires idle connections before the server closes them."""
+    svg = tmp_path / "learning.svg"
+    trace = tmp_path / "trace.jsonl"
+    script = REPO / "docs" / "tools" / "timeline.py"
+    args = ("--scenario", "learning", "--output", str(svg), "--trace", str(trace))
+    result = _run_script(script, *args)
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr
+    root = ET.parse(svg).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    text = "".join(root.itertext())
+    for words in ("learned 0.6", "(fin)", "candidate", "expired: server_keep_alive", "POST"):
+        assert words in text, f"{words!r} missing from the picture"
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    names = [event["event"] for event in events]
+    learned = names.index("IdleLimitLearned")
+    assert events[learned]["evidence"] == "fin"
+    assert events[learned]["idle_limit"] == pytest.approx(0.6, abs=0.02)
+    after = events[learned + 1 :]
+    expired = [
+        event
+        for event in after
+        if event["event"] == "ConnectionExpired" and event["reason"] == "server_keep_alive"
+    ]
+    assert len(expired) >= 2
+    assert "StaleConnectionDiscarded" not in names[learned + 1 :]
+    committed = REPO / "docs" / "keep-alive-learning.svg"
+    assert ET.parse(committed).getroot().tag == root.tag
+
+
 def _tables(text: str) -> dict[str, dict[str, str]]:
     """``{experiment: {client: result}}`` from peers.py's output format."""
     tables: dict[str, dict[str, str]] = {}

@@ -1,13 +1,15 @@
-"""Draw docs/keep-alive-timeline.svg from a real trace of rawkeep's events.
+"""Draw the keep-alive pictures of docs/keep-alive.md from real traces.
 
-Runs one scenario against a small HTTP/1.1 server on 127.0.0.1, records
-every event rawkeep reports through ``on_event`` (with its timestamp) and
-every request the scenario makes, and draws them as an SVG picture: one lane
-per connection, the requests on it as bars, the events as marks with
-labels, the server's own closes as crosses, and a time axis. The SVG is
-written by hand, with the standard library only.
+Runs a scenario against a small HTTP/1.1 server on 127.0.0.1, records
+every event rawkeep reports through ``on_event`` (with its timestamp),
+every request the scenario makes and the server's own closes, and draws
+them as an SVG picture (timeline_svg.py): one lane per connection, the
+requests on it as bars, the events as marks with labels, the server's
+closes as crosses, and a time axis.
 
-The scenario, one client, one request at a time:
+Each scenario has one client sending one request at a time.
+
+``lifecycle`` (the default; docs/keep-alive-timeline.svg):
 
 1. three requests 300 ms apart on one connection; the server answers with
    ``Keep-Alive: timeout=1``;
@@ -22,7 +24,24 @@ The scenario, one client, one request at a time:
    new connection (``RequestRetried``);
 5. one more request, then the client is closed.
 
-    python docs/tools/timeline.py [--output FILE.svg] [--trace FILE.jsonl]
+``learning`` (docs/keep-alive-learning.svg): the server never sends a
+``Keep-Alive`` header and closes connections idle for 0.6 s.
+
+1. pauses of 0.8 s: each time the stale probe finds the idle connection
+   closed, and the kernel dates the server's FIN 0.6 s after the
+   connection went idle; the first close is only a candidate, the second,
+   after the same idle time, is the limit (``IdleLimitLearned``): two
+   pauses, unless a busy machine delays a close;
+2. pauses of 0.5 s, past the limit less its margin (0.6 - 0.15 s): rawkeep
+   retires the idle connection itself (``ConnectionExpired``, reason
+   ``server_keep_alive``) before the server closes it; a 0.3 s pause in
+   between reuses the connection;
+3. after a 0.35 s pause, a POST: it keeps twice the margin (0.6 - 0.3 s),
+   so it goes on a new connection where a GET would have reused the idle
+   one.
+
+    python docs/tools/timeline.py [--scenario lifecycle|learning]
+                                  [--output FILE.svg] [--trace FILE.jsonl]
 """
 
 from __future__ import annotations
@@ -32,24 +51,23 @@ import json
 import socketserver
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
-from xml.sax.saxutils import escape
+from typing import TYPE_CHECKING, Final
+
+from timeline_svg import Limit, Note, Picture, Trace, connection_ends, render
 
 import rawkeep
 
-REPO: Final = Path(__file__).resolve().parent.parent.parent
-DEFAULT_OUTPUT: Final = REPO / "docs" / "keep-alive-timeline.svg"
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-#: The server's announced (and enforced) keep-alive timeout for the paths of
-#: step 1, and its silent idle limit for every other path, in seconds.
+REPO: Final = Path(__file__).resolve().parent.parent.parent
+
+#: The server's announced (and enforced) keep-alive timeout for the paths a
+#: scenario names, and its silent idle limit for every other path, in seconds.
 ANNOUNCED_TIMEOUT: Final = 1
 SILENT_IDLE_CLOSE: Final = 0.6
-#: Paths answered with ``Keep-Alive: timeout=1``; the one that is never
-#: answered on a reused connection.
-ANNOUNCING_PATHS: Final = ("/a", "/b", "/c")
-HANG_UP_PATH: Final = "/g"
 #: Upper bound (seconds) for every wait of the server and the client.
 MAX_WAIT: Final = 5.0
 
@@ -58,17 +76,24 @@ MAX_WAIT: Final = 5.0
 
 
 class Server(socketserver.ThreadingTCPServer):
-    """The scenario's HTTP/1.1 server; ``closes`` records when and why it
-    closed each connection (by accept order)."""
+    """A scenario's HTTP/1.1 server; ``closes`` records when and why it
+    closed each connection (by accept order), and how long it had been idle.
+
+    Args:
+        announcing: paths answered with ``Keep-Alive: timeout=1``.
+        hang_up: a path never answered on a reused connection.
+    """
 
     daemon_threads = False
     block_on_close = True
 
-    def __init__(self) -> None:
+    def __init__(self, announcing: tuple[str, ...] = (), hang_up: str | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _ServerConnection)
+        self.announcing = announcing
+        self.hang_up = hang_up
         self.lock = threading.Lock()
         self.accepted = 0
-        self.closes: list[tuple[int, float, str]] = []
+        self.closes: list[tuple[int, float, str, float]] = []
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
 
     def __enter__(self) -> Server:
@@ -80,9 +105,15 @@ class Server(socketserver.ThreadingTCPServer):
         self.shutdown()
         self.server_close()
 
-    def note_close(self, index: int, why: str) -> None:
+    def next_index(self) -> int:
         with self.lock:
-            self.closes.append((index, time.time(), why))
+            self.accepted += 1
+            return self.accepted - 1
+
+    def note_close(self, index: int, why: str, idle_since: float) -> None:
+        moment = time.time()
+        with self.lock:
+            self.closes.append((index, moment, why, moment - idle_since))
 
 
 class _ServerConnection(socketserver.BaseRequestHandler):
@@ -90,51 +121,96 @@ class _ServerConnection(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         server = self.server
-        with server.lock:
-            index = server.accepted
-            server.accepted += 1
+        index = server.next_index()
+        self.buffer = b""
         idle_limit = MAX_WAIT
+        idle_since = time.time()
         served = 0
-        buffer = b""
         while True:
-            self.request.settimeout(idle_limit)
-            while b"\r\n\r\n" not in buffer:
-                try:
-                    data = self.request.recv(65536)
-                except TimeoutError:
-                    server.note_close(index, "idle")
-                    return
-                if not data:
-                    return  # the client closed it
-                buffer += data
-            head, _, buffer = buffer.partition(b"\r\n\r\n")
-            path = head.split(b" ")[1].decode("ascii")
-            if path == HANG_UP_PATH and served:
-                server.note_close(index, "hang-up")
+            try:
+                path = self._read_request(idle_limit)
+            except TimeoutError:
+                server.note_close(index, "idle", idle_since)
+                return
+            if path is None:
+                return  # the client closed it
+            if path == server.hang_up and served:
+                server.note_close(index, "hang-up", idle_since)
                 return
             served += 1
+            announce = path in server.announcing
             body = f"{path} answered on connection {index}\n".encode()
-            announce = path in ANNOUNCING_PATHS
             extra = f"Keep-Alive: timeout={ANNOUNCED_TIMEOUT}\r\n" if announce else ""
-            head_out = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
-            self.request.sendall(head_out.encode() + body)
+            head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
+            self.request.sendall(head.encode() + body)
+            idle_since = time.time()
             idle_limit = ANNOUNCED_TIMEOUT if announce else SILENT_IDLE_CLOSE
 
+    def _read_request(self, idle_limit: float) -> str | None:
+        """The next request's path (its body read and dropped); None when
+        the client closed the connection.
 
-# -- the trace -------------------------------------------------------------------------
+        Raises:
+            TimeoutError: nothing came for ``idle_limit`` seconds.
+        """
+        self.request.settimeout(idle_limit)
+        while b"\r\n\r\n" not in self.buffer:
+            if not self._receive():
+                return None
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(self.buffer) < length:
+            if not self._receive():
+                return None
+        self.buffer = self.buffer[length:]
+        return head.split(b" ")[1].decode("ascii")
+
+    def _receive(self) -> bool:
+        data: bytes = self.request.recv(65536)
+        self.buffer += data
+        return bool(data)
 
 
-@dataclass
-class Trace:
-    events: list[rawkeep.Event] = field(default_factory=list)
-    #: (path, start, end, connection id) per request, times from time.time().
-    requests: list[tuple[str, float, float, int]] = field(default_factory=list)
-    #: (connection id, time, why) of the server's own closes.
-    server_closes: list[tuple[int, float, str]] = field(default_factory=list)
-    start: float = 0.0
+# -- recording a run -------------------------------------------------------------------
 
 
-def record() -> Trace:
+class Run:
+    """A scenario's client and server, and what happened so far."""
+
+    def __init__(self, client: rawkeep.Client, server: Server, trace: Trace) -> None:
+        self.client = client
+        self.server = server
+        self.trace = trace
+
+    def send(self, path: str, pause: float, method: str = "GET") -> None:
+        """One request (a POST carries a small body), then ``pause`` seconds
+        of idleness."""
+        started = time.time()
+        content = b"an order" if method == "POST" else None
+        response = self.client.request(method, self.server.url + path, content=content)
+        finished = time.time()
+        self.trace.requests.append((method, path, started, finished, response.connection_id))
+        time.sleep(pause)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    output: Path
+    #: Paths the server answers with ``Keep-Alive: timeout=1``.
+    announcing: tuple[str, ...]
+    #: A path the server never answers on a reused connection.
+    hang_up: str | None
+    play: Callable[[Run], None]
+    #: Raises SystemExit when the run did not show what the picture is for.
+    check: Callable[[Trace], None]
+    picture: Callable[[Trace], Picture]
+
+
+def record(scenario: Scenario) -> Trace:
     """Play the scenario; return what happened."""
     trace = Trace()
     lock = threading.Lock()
@@ -143,40 +219,22 @@ def record() -> Trace:
         with lock:
             trace.events.append(event)
 
-    def get(client: rawkeep.Client, server: Server, path: str) -> None:
-        started = time.time()
-        response = client.get(server.url + path)
-        trace.requests.append((path, started, time.time(), response.connection_id))
-
-    with Server() as server:
+    with Server(scenario.announcing, scenario.hang_up) as server:
         trace.start = time.time()
         with rawkeep.Client(on_event=on_event, timeout=MAX_WAIT) as client:
-            for path in ANNOUNCING_PATHS:
-                get(client, server, path)
-                time.sleep(0.3)
-            time.sleep(1.3 - 0.3)  # past the announced timeout
-            get(client, server, "/d")
-            time.sleep(0.3)
-            get(client, server, "/e")
-            time.sleep(0.9)  # past the silent idle limit
-            get(client, server, "/f")
-            time.sleep(0.3)
-            get(client, server, HANG_UP_PATH)
-            time.sleep(0.3)
-            get(client, server, "/h")
-            time.sleep(0.2)
+            scenario.play(Run(client, server, trace))
         trace.server_closes = list(server.closes)
-    check(trace)
+    scenario.check(trace)
     return trace
 
 
-def check(trace: Trace) -> None:
+def _require(trace: Trace, *wanted: str) -> None:
     """The picture must show the story it is meant to: fail loudly if the
     run did not (a very slow machine could miss a timing)."""
     names = [type(event).__name__ for event in trace.events]
-    for wanted in ("ConnectionExpired", "StaleConnectionDiscarded", "RequestRetried"):
-        if wanted not in names:
-            raise SystemExit(f"the run produced no {wanted}: {names}")
+    for name in wanted:
+        if name not in names:
+            raise SystemExit(f"the run produced no {name}: {names}")
 
 
 def write_trace(trace: Trace, path: Path) -> None:
@@ -185,298 +243,172 @@ def write_trace(trace: Trace, path: Path) -> None:
             file.write(json.dumps(event.to_dict()) + "\n")
 
 
-# -- the picture -----------------------------------------------------------------------
+# -- lifecycle: announced timeout, stale probe, race -----------------------------------
 
-WIDTH: Final = 980
-LEFT: Final = 120  # room for the lane labels
-RIGHT: Final = 30
-TOP: Final = 70
-LANE: Final = 92  # height of one connection's lane
-AXIS: Final = 50
-LEGEND: Final = 70
-FONT: Final = "font-family='DejaVu Sans, Verdana, sans-serif'"
-
-#: Colour and label of each mark.
-STYLE: Final = {
-    "ConnectionOpened": ("#2b7bba", "opened"),
-    "ConnectionReused": ("#3a9d5d", "reused"),
-    "ConnectionExpired": ("#d08a00", "expired"),
-    "StaleConnectionDiscarded": ("#c0392b", "stale: discarded"),
-    "ConnectionClosed": ("#555555", "closed"),
-    "RequestRetried": ("#8e44ad", "retried"),
-}
+HANG_UP_PATH: Final = "/g"
 
 
-@dataclass
-class Canvas:
-    start: float
-    end: float
-    lanes: int
-    parts: list[str] = field(default_factory=list)
-    #: Per lane, the right edge (px) of the last label in each label row.
-    label_rows: dict[int, list[float]] = field(default_factory=dict)
-
-    @property
-    def height(self) -> int:
-        return TOP + self.lanes * LANE + AXIS + LEGEND
-
-    def x(self, moment: float) -> float:
-        span = max(self.end - self.start, 1e-6)
-        return LEFT + (moment - self.start) / span * (WIDTH - LEFT - RIGHT)
-
-    def lane_y(self, lane: int) -> float:
-        return TOP + lane * LANE + 22
-
-    def add(self, text: str) -> None:
-        self.parts.append(text)
-
-    def text(self, x: float, y: float, words: str, *, size: int = 11, **attrs: str) -> None:
-        extra = "".join(f" {name.replace('_', '-')}='{value}'" for name, value in attrs.items())
-        self.add(
-            f"<text x='{x:.1f}' y='{y:.1f}' font-size='{size}' {FONT}{extra}>"
-            f"{escape(words)}</text>"
-        )
-
-    def label(self, lane: int, x: float, words: str, colour: str) -> None:
-        """A label under the lane's line, in the first row where it fits;
-        written leftwards from the mark when it would leave the picture."""
-        width = 6.6 * len(words) + 12
-        left = x - width if x + width > WIDTH - 4 else x
-        rows = self.label_rows.setdefault(lane, [])
-        for row, right in enumerate(rows):
-            if left >= right:
-                rows[row] = left + width
-                break
-        else:
-            row = len(rows)
-            rows.append(left + width)
-        y = self.lane_y(lane) + 24 + 13 * row
-        self.add(
-            f"<line x1='{x:.1f}' y1='{self.lane_y(lane) + 7:.1f}' x2='{x:.1f}' "
-            f"y2='{y - 9:.1f}' stroke='{colour}' stroke-width='0.8' stroke-dasharray='2,2'/>"
-        )
-        if left < x:
-            self.text(x - 2, y, words, fill=colour, text_anchor="end")
-        else:
-            self.text(x + 2, y, words, fill=colour)
+def play_lifecycle(run: Run) -> None:
+    run.send("/a", 0.3)
+    run.send("/b", 0.3)
+    run.send("/c", 1.3)  # past the announced timeout
+    run.send("/d", 0.3)
+    run.send("/e", 0.9)  # past the silent idle limit
+    run.send("/f", 0.3)
+    run.send(HANG_UP_PATH, 0.3)
+    run.send("/h", 0.2)
 
 
-def _event_label(event: rawkeep.Event) -> str:
-    colour_label = STYLE[type(event).__name__][1]
-    if isinstance(event, rawkeep.ConnectionExpired):
-        return f"{colour_label}: {event.reason}"
-    if isinstance(event, rawkeep.ConnectionClosed):
-        return f"{colour_label}: {event.reason}"
-    if isinstance(event, rawkeep.ConnectionReused):
-        return f"{colour_label} (idle {event.idle_for * 1000:.0f} ms)"
-    if isinstance(event, rawkeep.RequestRetried):
-        return f"{colour_label}: {event.method} on a new connection"
-    return colour_label
+def check_lifecycle(trace: Trace) -> None:
+    _require(trace, "ConnectionExpired", "StaleConnectionDiscarded", "RequestRetried")
 
 
-def _ends(trace: Trace) -> dict[int, float]:
-    """When each connection's life ended, from the client's events."""
-    ends: dict[int, float] = {}
-    for event in trace.events:
-        if isinstance(
-            event,
-            rawkeep.ConnectionExpired
-            | rawkeep.StaleConnectionDiscarded
-            | rawkeep.ConnectionClosed,
-        ):
-            ends[event.connection_id] = event.time
-    return ends
-
-
-def render(trace: Trace) -> str:
-    """The SVG text of the picture."""
-    opened = {
-        event.connection_id: event.time
-        for event in trace.events
-        if isinstance(event, rawkeep.ConnectionOpened)
-    }
-    lanes = sorted(opened)
-    last = max(event.time for event in trace.events)
-    end = last + (last - trace.start) * 0.04
-    canvas = Canvas(start=trace.start, end=end, lanes=len(lanes))
-    canvas.add(
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{canvas.height}' "
-        f"viewBox='0 0 {WIDTH} {canvas.height}'>"
-    )
-    canvas.add(f"<rect width='{WIDTH}' height='{canvas.height}' fill='white'/>")
-    canvas.text(
-        LEFT,
-        28,
-        "One rawkeep client, one server: the life of each connection (a recorded run)",
-        size=15,
-        font_weight="bold",
-    )
-    canvas.text(
-        LEFT,
-        48,
-        f"server: Keep-Alive: timeout={ANNOUNCED_TIMEOUT} for /a /b /c, then silent closes "
-        f"after {SILENT_IDLE_CLOSE} s idle, and a hang-up on {HANG_UP_PATH}",
-        size=11,
-        fill="#444444",
-    )
-    _draw_axis(canvas)
-    ends = _ends(trace)
-    for lane, connection_id in enumerate(lanes):
-        _draw_lane(
-            canvas, trace, lane, connection_id, opened[connection_id], ends.get(connection_id, end)
-        )
-    _draw_legend(canvas)
-    canvas.add("</svg>")
-    return "\n".join(canvas.parts) + "\n"
-
-
-def _draw_axis(canvas: Canvas) -> None:
-    y = TOP + canvas.lanes * LANE + 10
-    canvas.add(f"<line x1='{LEFT}' y1='{y}' x2='{WIDTH - RIGHT}' y2='{y}' stroke='#333333'/>")
-    tick = 0.0
-    while canvas.start + tick <= canvas.end:
-        x = canvas.x(canvas.start + tick)
-        canvas.add(f"<line x1='{x:.1f}' y1='{TOP - 8}' x2='{x:.1f}' y2='{y}' stroke='#eeeeee'/>")
-        canvas.add(f"<line x1='{x:.1f}' y1='{y}' x2='{x:.1f}' y2='{y + 5}' stroke='#333333'/>")
-        canvas.text(x, y + 18, f"{tick:.2f} s", size=10, text_anchor="middle", fill="#333333")
-        tick += 0.25
-    canvas.text(
-        WIDTH - RIGHT,
-        y + 34,
-        "time since the first request",
-        size=10,
-        text_anchor="end",
-        fill="#333333",
-    )
-
-
-def _draw_lane(
-    canvas: Canvas, trace: Trace, lane: int, connection_id: int, opened: float, ended: float
-) -> None:
-    y = canvas.lane_y(lane)
-    canvas.text(16, y + 4, f"connection #{connection_id}", size=12, font_weight="bold")
-    canvas.add(
-        f"<line x1='{canvas.x(opened):.1f}' y1='{y}' x2='{canvas.x(ended):.1f}' y2='{y}' "
-        f"stroke='#9aa5b1' stroke-width='3'/>"
-    )
-    for path, started, finished, used in trace.requests:
-        if used == connection_id:
-            _draw_request(canvas, y, max(started, opened), finished, f"GET {path}")
-    for attempt_start, failed, path in _failed_attempts(trace, connection_id):
-        _draw_request(canvas, y, attempt_start, failed, f"GET {path}", answered=False)
-    if connection_id == 0:
-        _draw_reuse_limit(canvas, trace, y)
-    for index, moment, why in trace.server_closes:
-        if index != connection_id:
-            continue
-        x = canvas.x(moment)
-        canvas.add(
-            f"<path d='M{x - 5:.1f},{y - 5} L{x + 5:.1f},{y + 5} M{x - 5:.1f},{y + 5} "
-            f"L{x + 5:.1f},{y - 5}' stroke='#000000' stroke-width='2'/>"
-        )
-        words = "server closes (idle)" if why == "idle" else "server hangs up"
-        canvas.text(x, y - 24, words, size=10, text_anchor="middle", fill="#000000")
-    for event in trace.events:
-        if event.connection_id != connection_id:
-            continue
-        colour = STYLE[type(event).__name__][0]
-        x = canvas.x(event.time)
-        canvas.add(
-            f"<circle cx='{x:.1f}' cy='{y}' r='5' fill='{colour}' stroke='white' "
-            f"stroke-width='1'/>"
-        )
-        canvas.label(lane, x, _event_label(event), colour)
-
-
-def _draw_request(
-    canvas: Canvas, y: float, started: float, finished: float, words: str, *, answered: bool = True
-) -> None:
-    x = canvas.x(started)
-    width = max(canvas.x(finished) - x, 5.0)
-    style = "fill='#1f3b57'" if answered else "fill='white' stroke='#c0392b' stroke-width='2'"
-    canvas.add(f"<rect x='{x:.1f}' y='{y - 7}' width='{width:.1f}' height='14' rx='2' {style}/>")
-    canvas.text(x + width / 2, y - 11, words, size=10, text_anchor="middle")
-
-
-def _failed_attempts(trace: Trace, connection_id: int) -> list[tuple[float, float, str]]:
-    """(start, failure, path) of the attempts on this connection that were
-    retried elsewhere: from the event that handed it out to the retry."""
-    attempts = []
-    handed_out: float | None = None
-    for event in trace.events:
-        if event.connection_id != connection_id:
-            continue
-        if isinstance(event, rawkeep.ConnectionOpened | rawkeep.ConnectionReused):
-            handed_out = event.time
-        elif isinstance(event, rawkeep.RequestRetried) and handed_out is not None:
-            path = "/" + event.url.split("/", 3)[3]
-            attempts.append((handed_out, event.time, path))
-    return attempts
-
-
-def _draw_reuse_limit(canvas: Canvas, trace: Trace, y: float) -> None:
+def picture_lifecycle(trace: Trace) -> Picture:
     """Where rawkeep stopped considering connection #0 reusable: the end of
     its last response plus the server's timeout less the margin."""
-    ends = [finished for _, _, finished, used in trace.requests if used == 0]
+    ends = [finished for _, _, _, finished, used in trace.requests if used == 0]
     margin = min(1.0, ANNOUNCED_TIMEOUT / 4)  # docs/keep-alive.md
-    x = canvas.x(max(ends) + ANNOUNCED_TIMEOUT - margin)
-    canvas.add(
-        f"<line x1='{x:.1f}' y1='{y - 16}' x2='{x:.1f}' y2='{y + 54}' stroke='#d08a00' "
-        f"stroke-width='2' stroke-dasharray='4,3'/>"
-    )
-    canvas.text(
-        x - 4,
-        y + 50,
-        f"reusable until here: timeout={ANNOUNCED_TIMEOUT} s less a {margin:g} s margin",
-        size=10,
-        fill="#d08a00",
-        text_anchor="end",
+    words = f"reusable until here: timeout={ANNOUNCED_TIMEOUT} s less a {margin:g} s margin"
+    return Picture(
+        title="One rawkeep client, one server: the life of each connection (a recorded run)",
+        subtitle=f"server: Keep-Alive: timeout={ANNOUNCED_TIMEOUT} for /a /b /c, then silent "
+        f"closes after {SILENT_IDLE_CLOSE} s idle, and a hang-up on {HANG_UP_PATH}",
+        limits=(Limit(0, max(ends) + ANNOUNCED_TIMEOUT - margin, words),),
     )
 
 
-def _draw_legend(canvas: Canvas) -> None:
-    y = TOP + canvas.lanes * LANE + AXIS + 22
-    x = float(LEFT)
-    canvas.add(f"<rect x='{x}' y='{y - 7}' width='16' height='14' rx='2' fill='#1f3b57'/>")
-    canvas.text(x + 22, y + 4, "request in flight")
-    x += 130
-    canvas.add(
-        f"<rect x='{x}' y='{y - 7}' width='16' height='14' rx='2' fill='white' "
-        f"stroke='#c0392b' stroke-width='2'/>"
+LIFECYCLE: Final = Scenario(
+    output=REPO / "docs" / "keep-alive-timeline.svg",
+    announcing=("/a", "/b", "/c"),
+    hang_up=HANG_UP_PATH,
+    play=play_lifecycle,
+    check=check_lifecycle,
+    picture=picture_lifecycle,
+)
+
+
+# -- learning: a silent server's idle limit --------------------------------------------
+
+
+def play_learning(run: Run) -> None:
+    paths = iter("/" + letter for letter in "abcdefghijklmnop")
+    # Pauses past the server's 0.6 s: the request after each finds the
+    # connection closed. The first close is a candidate, the next after the
+    # same idle time the limit; a busy machine may take one or two more.
+    for _ in range(6):
+        run.send(next(paths), 0.0)
+        if any(isinstance(event, rawkeep.IdleLimitLearned) for event in run.trace.events):
+            break
+        time.sleep(0.8)
+    time.sleep(0.5)  # past 0.6 s less the 0.15 s margin: retired
+    run.send(next(paths), 0.3)  # within it: reused
+    run.send(next(paths), 0.5)  # retired again
+    run.send(next(paths), 0.35)  # a GET would reuse it; a POST keeps 0.3 s
+    run.send(next(paths), 0.2, method="POST")
+
+
+def _learned(trace: Trace) -> rawkeep.IdleLimitLearned:
+    for event in trace.events:
+        if isinstance(event, rawkeep.IdleLimitLearned) and event.idle_limit is not None:
+            return event
+    raise SystemExit(f"the run learned no idle limit: {trace.events}")
+
+
+def check_learning(trace: Trace) -> None:
+    learned = _learned(trace)
+    after = [event for event in trace.events if event.time >= learned.time]
+    expired = [
+        event
+        for event in after
+        if isinstance(event, rawkeep.ConnectionExpired) and event.reason == "server_keep_alive"
+    ]
+    if abs((learned.idle_limit or 0) - SILENT_IDLE_CLOSE) > 0.02 or len(expired) < 2:
+        raise SystemExit(f"learned {learned}, then expired {expired}")
+    if any(isinstance(event, rawkeep.StaleConnectionDiscarded) for event in after):
+        raise SystemExit(f"the server closed a connection first after learning: {after}")
+    post = next(request for request in trace.requests if request[0] == "POST")
+    if sum(1 for request in trace.requests if request[4] == post[4]) != 1:
+        raise SystemExit(f"the POST reused an idle connection: {trace.requests}")
+
+
+def _idle_stretches(trace: Trace) -> list[tuple[int, float, float]]:
+    """(connection id, start, end) of each time a connection sat idle: from
+    a response to the next request on it, or to its end."""
+    ends = connection_ends(trace)
+    stretches = []
+    for _, _, _, finished, used in trace.requests:
+        later = [
+            started
+            for _, _, started, _, other in trace.requests
+            if other == used and started > finished
+        ]
+        stretches.append((used, finished, min(later, default=ends.get(used, finished))))
+    return stretches
+
+
+def _learned_limits(trace: Trace, learned: rawkeep.IdleLimitLearned) -> tuple[Limit, ...]:
+    """Where rawkeep stopped reusing each connection that sat idle after
+    learning: for GETs, the limit less the margin; while a POST was sent,
+    the limit less twice the margin."""
+    limit = learned.idle_limit or 0.0
+    margin = min(1.0, limit / 4)  # docs/keep-alive.md
+    posts = [started for method, _, started, _, _ in trace.requests if method == "POST"]
+    limits = []
+    for connection_id, start, end in _idle_stretches(trace):
+        if start < learned.time:
+            continue
+        if end - start > limit - margin:
+            words = f"GETs: until here ({limit:.2f} - {margin:.2f} s)"
+            limits.append(Limit(connection_id, start + limit - margin, words, None))
+        if any(start + limit - 2 * margin < post < end for post in posts):
+            words = f"a POST: until here ({limit:.2f} - {2 * margin:.2f} s)"
+            limits.append(Limit(connection_id, start + limit - 2 * margin, words, None, "#a0522d"))
+    return tuple(limits)
+
+
+def picture_learning(trace: Trace) -> Picture:
+    learned = _learned(trace)
+    first_stale = next(
+        event
+        for event in trace.events
+        if isinstance(event, rawkeep.StaleConnectionDiscarded) and event.time < learned.time
     )
-    canvas.text(x + 22, y + 4, "no answer")
-    x += 95
-    canvas.add(
-        f"<line x1='{x}' y1='{y}' x2='{x + 24}' y2='{y}' stroke='#9aa5b1' stroke-width='3'/>"
+    return Picture(
+        title="How rawkeep learns a silent server's idle limit (a recorded run)",
+        subtitle=f"server: no Keep-Alive header, closes connections idle for "
+        f"{SILENT_IDLE_CLOSE} s; client: 0.8 s pauses until it has learned, then 0.5, 0.3, "
+        f"0.5 s and a POST after 0.35 s",
+        idle_close="server closes: {idle:.2f} s idle",
+        limits=_learned_limits(trace, learned),
+        notes=(Note(first_stale.connection_id, first_stale.time, "1st close: a candidate only"),),
     )
-    canvas.text(x + 30, y + 4, "connection open (idle between requests)")
-    x += 265
-    canvas.add(
-        f"<path d='M{x - 5},{y - 5} L{x + 5},{y + 5} M{x - 5},{y + 5} L{x + 5},{y - 5}' "
-        f"stroke='#000000' stroke-width='2'/>"
-    )
-    canvas.text(x + 12, y + 4, "the server closes its end")
-    x = float(LEFT)
-    y += 24
-    for name, (colour, words) in STYLE.items():
-        canvas.add(f"<circle cx='{x + 5}' cy='{y}' r='5' fill='{colour}'/>")
-        canvas.text(x + 14, y + 4, f"{words} ({name})", size=10)
-        x += 14 + 6.0 * len(f"{words} ({name})") + 18
-        if x > WIDTH - 200:
-            x = float(LEFT)
-            y += 18
+
+
+LEARNING: Final = Scenario(
+    output=REPO / "docs" / "keep-alive-learning.svg",
+    announcing=(),
+    hang_up=None,
+    play=play_learning,
+    check=check_learning,
+    picture=picture_learning,
+)
+
+SCENARIOS: Final = {"lifecycle": LIFECYCLE, "learning": LEARNING}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="the SVG to write")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="lifecycle")
+    parser.add_argument("--output", type=Path, help="the SVG to write (default: the docs')")
     parser.add_argument("--trace", type=Path, help="also write the events as JSON lines")
     args = parser.parse_args()
-    trace = record()
+    scenario = SCENARIOS[args.scenario]
+    output: Path = args.output or scenario.output
+    trace = record(scenario)
     if args.trace is not None:
         write_trace(trace, args.trace)
-    args.output.write_text(render(trace), encoding="utf-8")
-    print(f"wrote {args.output} ({len(trace.events)} events, {len(trace.requests)} requests)")
+    output.write_text(render(trace, scenario.picture(trace)), encoding="utf-8")
+    print(f"wrote {output} ({len(trace.events)} events, {len(trace.requests)} requests)")
 
 
 if __name__ == "__main__":
