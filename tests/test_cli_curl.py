@@ -209,6 +209,20 @@ def test_connect_timeout(never_accepting_listener: str) -> None:
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("option", ["--timeout", "--connect-timeout"])
+def test_zero_timeout_is_a_timeout_at_once(option: str, never_accepting_listener: str) -> None:
+    # Zero leaves no time to connect: a connect timeout, said as one, never
+    # a connect error from a socket still connecting ("in progress").
+    started = time.monotonic()
+    result = run(option, "0", never_accepting_listener)
+    assert result.returncode == ExitCode.CONNECT, result.stderr
+    [line] = err_lines(result)
+    assert line.startswith("rawkeep: connect timeout: "), line
+    assert "timed out after 0.0 s" in line
+    assert "in progress" not in line
+    assert time.monotonic() - started < 5
+
+
 def test_retry_transient_statuses_then_succeed(start_server: StartServer) -> None:
     answers = iter([503, 429, 200])
 
