@@ -711,11 +711,10 @@ def test_open_stream_unreachable_proxy_names_the_proxy() -> None:
 
     async def main() -> None:
         conn = connector(proxy=f"http://127.0.0.1:{port}")
-        with pytest.raises(rawkeep.ConnectError) as caught:
+        with pytest.raises(rawkeep.ProxyError) as caught:
             await open_stream(conn, route_for(conn, "https://target.test/"), 5)
         assert caught.value.message == (
-            f"proxy http://127.0.0.1:{port}: could not connect to 127.0.0.1:{port}:"
-            " Connection refused"
+            f"could not connect to proxy 127.0.0.1:{port}: Connection refused"
         )
         assert caught.value.origin == "https://target.test:443"
 
