@@ -75,6 +75,21 @@ def test_request_head_bytes() -> None:
     assert b"host: a.test\r\n" in ex.request_head.lower()
 
 
+def test_a_connections_first_request_asks_the_server_to_say_its_limits() -> None:
+    # Apache announces "Keep-Alive: timeout, max" only to a request that
+    # carries the token: the first request of a connection says it, last.
+    assert exchange(reused=False).request_head.endswith(b"\r\nConnection: keep-alive\r\n\r\n")
+    # The requests that reuse the connection don't repeat it.
+    assert b"connection" not in exchange(reused=True).request_head.lower()
+    # A caller's own Connection header stands alone, whatever it says.
+    own = h11.Request(
+        method="GET", target="/", headers=[("Host", "a.test"), ("Connection", "close")]
+    )
+    head = exchange(own, reused=False, asks_to_close=True).request_head
+    assert head.lower().count(b"connection:") == 1
+    assert head.endswith(b"\r\nConnection: close\r\n\r\n")
+
+
 def test_a_small_response_with_its_body_at_hand() -> None:
     ex = exchange()
     head = head_of(ex, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
