@@ -37,7 +37,10 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from types import TracebackType
 
+    from typing_extensions import Unpack
+
     from ._auth import AuthInput
+    from ._client_base import RequestOptions
     from ._headers import HeadersInput
     from ._multipart import FilesInput
     from ._request import Content, FormInput, Request
@@ -141,103 +144,33 @@ class AsyncClient(ClientBase):
         finally:
             await response.aclose()
 
-    async def get(
-        self, url: str, *, params: QueryParams | None = None,
-        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
-        data: FormInput | None = None, files: FilesInput | None = None,
-        auth: AuthInput | None = None,
-        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
-        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
-    ) -> Response:  # fmt: skip
+    async def get(self, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
         """``await request("GET", url, ...)``."""
-        return await self.request(
-            "GET", url, params=params, headers=headers, content=content, json=json,
-            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
+        return await self.request("GET", url, **kwargs)
 
-    async def head(
-        self, url: str, *, params: QueryParams | None = None,
-        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
-        data: FormInput | None = None, files: FilesInput | None = None,
-        auth: AuthInput | None = None,
-        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
-        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
-    ) -> Response:  # fmt: skip
+    async def head(self, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
         """``await request("HEAD", url, ...)``."""
-        return await self.request(
-            "HEAD", url, params=params, headers=headers, content=content, json=json,
-            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
+        return await self.request("HEAD", url, **kwargs)
 
-    async def options(
-        self, url: str, *, params: QueryParams | None = None,
-        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
-        data: FormInput | None = None, files: FilesInput | None = None,
-        auth: AuthInput | None = None,
-        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
-        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
-    ) -> Response:  # fmt: skip
+    async def options(self, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
         """``await request("OPTIONS", url, ...)``."""
-        return await self.request(
-            "OPTIONS", url, params=params, headers=headers, content=content, json=json,
-            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
+        return await self.request("OPTIONS", url, **kwargs)
 
-    async def delete(
-        self, url: str, *, params: QueryParams | None = None,
-        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
-        data: FormInput | None = None, files: FilesInput | None = None,
-        auth: AuthInput | None = None,
-        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
-        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
-    ) -> Response:  # fmt: skip
+    async def delete(self, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
         """``await request("DELETE", url, ...)``."""
-        return await self.request(
-            "DELETE", url, params=params, headers=headers, content=content, json=json,
-            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
+        return await self.request("DELETE", url, **kwargs)
 
-    async def post(
-        self, url: str, *, params: QueryParams | None = None,
-        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
-        data: FormInput | None = None, files: FilesInput | None = None,
-        auth: AuthInput | None = None,
-        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
-        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
-    ) -> Response:  # fmt: skip
+    async def post(self, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
         """``await request("POST", url, ...)``."""
-        return await self.request(
-            "POST", url, params=params, headers=headers, content=content, json=json,
-            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
+        return await self.request("POST", url, **kwargs)
 
-    async def put(
-        self, url: str, *, params: QueryParams | None = None,
-        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
-        data: FormInput | None = None, files: FilesInput | None = None,
-        auth: AuthInput | None = None,
-        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
-        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
-    ) -> Response:  # fmt: skip
+    async def put(self, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
         """``await request("PUT", url, ...)``."""
-        return await self.request(
-            "PUT", url, params=params, headers=headers, content=content, json=json,
-            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
+        return await self.request("PUT", url, **kwargs)
 
-    async def patch(
-        self, url: str, *, params: QueryParams | None = None,
-        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
-        data: FormInput | None = None, files: FilesInput | None = None,
-        auth: AuthInput | None = None,
-        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
-        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
-    ) -> Response:  # fmt: skip
+    async def patch(self, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
         """``await request("PATCH", url, ...)``."""
-        return await self.request(
-            "PATCH", url, params=params, headers=headers, content=content, json=json,
-            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
+        return await self.request("PATCH", url, **kwargs)
 
     async def aclose(self) -> None:
         """Close every idle connection and refuse new requests.

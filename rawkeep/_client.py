@@ -30,7 +30,10 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Iterator
     from types import TracebackType
 
+    from typing_extensions import Unpack
+
     from ._auth import AuthInput
+    from ._client_base import RequestOptions
     from ._headers import HeadersInput
     from ._multipart import FilesInput
     from ._request import Content, FormInput, Request
@@ -200,103 +203,33 @@ class Client(ClientBase):
         finally:
             response.close()
 
-    def get(
-        self, url: str, *, params: QueryParams | None = None,
-        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
-        data: FormInput | None = None, files: FilesInput | None = None,
-        auth: AuthInput | None = None,
-        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
-        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
-    ) -> Response:  # fmt: skip
+    def get(self, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
         """``request("GET", url, ...)``."""
-        return self.request(
-            "GET", url, params=params, headers=headers, content=content, json=json,
-            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
+        return self.request("GET", url, **kwargs)
 
-    def head(
-        self, url: str, *, params: QueryParams | None = None,
-        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
-        data: FormInput | None = None, files: FilesInput | None = None,
-        auth: AuthInput | None = None,
-        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
-        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
-    ) -> Response:  # fmt: skip
+    def head(self, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
         """``request("HEAD", url, ...)``."""
-        return self.request(
-            "HEAD", url, params=params, headers=headers, content=content, json=json,
-            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
+        return self.request("HEAD", url, **kwargs)
 
-    def options(
-        self, url: str, *, params: QueryParams | None = None,
-        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
-        data: FormInput | None = None, files: FilesInput | None = None,
-        auth: AuthInput | None = None,
-        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
-        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
-    ) -> Response:  # fmt: skip
+    def options(self, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
         """``request("OPTIONS", url, ...)``."""
-        return self.request(
-            "OPTIONS", url, params=params, headers=headers, content=content, json=json,
-            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
+        return self.request("OPTIONS", url, **kwargs)
 
-    def delete(
-        self, url: str, *, params: QueryParams | None = None,
-        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
-        data: FormInput | None = None, files: FilesInput | None = None,
-        auth: AuthInput | None = None,
-        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
-        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
-    ) -> Response:  # fmt: skip
+    def delete(self, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
         """``request("DELETE", url, ...)``."""
-        return self.request(
-            "DELETE", url, params=params, headers=headers, content=content, json=json,
-            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
+        return self.request("DELETE", url, **kwargs)
 
-    def post(
-        self, url: str, *, params: QueryParams | None = None,
-        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
-        data: FormInput | None = None, files: FilesInput | None = None,
-        auth: AuthInput | None = None,
-        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
-        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
-    ) -> Response:  # fmt: skip
+    def post(self, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
         """``request("POST", url, ...)``."""
-        return self.request(
-            "POST", url, params=params, headers=headers, content=content, json=json,
-            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
+        return self.request("POST", url, **kwargs)
 
-    def put(
-        self, url: str, *, params: QueryParams | None = None,
-        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
-        data: FormInput | None = None, files: FilesInput | None = None,
-        auth: AuthInput | None = None,
-        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
-        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
-    ) -> Response:  # fmt: skip
+    def put(self, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
         """``request("PUT", url, ...)``."""
-        return self.request(
-            "PUT", url, params=params, headers=headers, content=content, json=json,
-            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
+        return self.request("PUT", url, **kwargs)
 
-    def patch(
-        self, url: str, *, params: QueryParams | None = None,
-        headers: HeadersInput | None = None, content: Content | None = None, json: Any = None,
-        data: FormInput | None = None, files: FilesInput | None = None,
-        auth: AuthInput | None = None,
-        timeout: TimeoutInput | UseClientDefault = USE_CLIENT_DEFAULT,
-        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
-    ) -> Response:  # fmt: skip
+    def patch(self, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
         """``request("PATCH", url, ...)``."""
-        return self.request(
-            "PATCH", url, params=params, headers=headers, content=content, json=json,
-            data=data, files=files, auth=auth, timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
+        return self.request("PATCH", url, **kwargs)
 
     def close(self) -> None:
         """Close every idle connection and refuse new requests.

@@ -46,6 +46,8 @@ from ._timeout import (
 if TYPE_CHECKING:
     from http.cookiejar import CookieJar
 
+    from typing_extensions import TypedDict
+
     from ._auth import AuthInput
     from ._connection_core import ConnectionCore
     from ._events import EventCallback
@@ -59,6 +61,22 @@ if TYPE_CHECKING:
     from ._request import Content, FormInput, Request
     from ._socket import CertInput, VerifyInput
     from ._url import QueryParams
+
+    class RequestOptions(TypedDict, total=False):
+        """The keywords of ``request()`` after the URL, for the verbs'
+        ``**options``: type checkers check them against these, as if each
+        verb had spelled them out (typing only: nothing of it runs)."""
+
+        params: QueryParams | None
+        headers: HeadersInput | None
+        content: Content | None
+        json: Any
+        data: FormInput | None
+        files: FilesInput | None
+        auth: AuthInput | None
+        timeout: TimeoutInput | UseClientDefault
+        follow_redirects: bool | UseClientDefault
+
 
 __all__ = ["ClientBase"]
 
