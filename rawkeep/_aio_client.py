@@ -282,9 +282,11 @@ class AsyncClient(ClientBase):
             ends_with_head=request.ends_with_head,
             asks_to_close=request.asks_to_close,
         )
-        self._say_sent(conn)
+        if self._exchange_events:  # off by default: not even a call then
+            self._say_sent(conn)
         head = early if early is not None else await conn.receive_head(limits.read)
-        self._say_head(conn, head)
+        if self._exchange_events:
+            self._say_head(conn, head)
         content = self._content_at_hand(conn, head) if whole else None
         return Response._from_head(
             head, request.url_text, conn.id, conn.reused, content,

@@ -295,8 +295,9 @@ class ClientBase:
     def _say_sent(self, conn: ConnectionCore) -> None:
         """``RequestSent``: the request ``conn`` has just written, read back
         from the bytes written (h11 puts Host first, whatever the order
-        given); credentials in it are hidden (``_hide_secret``)."""
-        if not (self._exchange_events and self._emitter.enabled):
+        given); credentials in it are hidden (``_hide_secret``). Called
+        only when ``exchange_events`` is on."""
+        if not self._emitter.enabled:
             return
         lines = conn.request_head.decode("latin-1").split("\r\n")
         method, _, rest = lines[0].partition(" ")
@@ -315,8 +316,9 @@ class ClientBase:
         )
 
     def _say_head(self, conn: ConnectionCore, head: Head) -> None:
-        """``ResponseReceived``: the final head ``conn`` has just read."""
-        if self._exchange_events and self._emitter.enabled:
+        """``ResponseReceived``: the final head ``conn`` has just read.
+        Called only when ``exchange_events`` is on."""
+        if self._emitter.enabled:
             self._emitter.emit(
                 ResponseReceived(
                     connection_id=conn.id,
