@@ -28,9 +28,13 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import os
 import random
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -250,11 +254,6 @@ class ApacheServer:
     ``Keep-Alive`` only to requests that carry ``Connection: keep-alive``."""
 
     def __init__(self, limit: float) -> None:
-        import os
-        import shutil
-        import socket
-        import tempfile
-
         self._dir = Path(tempfile.mkdtemp(prefix="race-lab-apache-"))
         self._dir.chmod(0o755)  # its workers run as nobody when started as root
         (self._dir / "ok.lua").write_text(APACHE_LUA)
@@ -279,8 +278,6 @@ class ApacheServer:
 
     def stop(self) -> tuple[list[str], int]:
         """Every POST id answered, and the connections (client ports) seen."""
-        import shutil
-
         time.sleep(0.2)  # the last log line
         lines = [line.split(" ") for line in self._log.read_text().splitlines()]
         self._process.terminate()
