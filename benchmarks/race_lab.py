@@ -2,6 +2,7 @@
 
     python benchmarks/race_lab.py                  # every client, T = 0.5 s
     python benchmarks/race_lab.py --limit 1.0 --clients rawkeep,requests
+    python benchmarks/race_lab.py --variant header   # other servers: see VARIANTS
 
 The server (``race_server.js``, Node's http server with a millisecond timer
 of its own) closes a connection idle for T seconds after its last
