@@ -123,8 +123,8 @@ def run_phases(
             tally.get_errors += method == "GET"
 
     call("GET")
-    for _ in range(4 if learn_pause is not None else 0):
-        time.sleep(learn_pause)  # type: ignore[arg-type]
+    for pause in [learn_pause] * 4 if learn_pause is not None else []:
+        time.sleep(pause)
         call("GET")
     for method in ("GET", "POST"):
         for pause in sweep:
