@@ -332,10 +332,16 @@ def info_logger() -> logging.Logger | None:
     """The ``rawkeep`` logger if it is enabled for INFO (the line per
     response, see ``Response._from_head``), else None.
 
-    On the path of every response: when INFO is off this costs the check
-    of ``_logger`` and one ``isEnabledFor`` (a look-up in logging's cache).
+    On the path of every response: in a program that never imported
+    ``logging`` it costs two look-ups and no call; else one ``isEnabledFor``
+    (a look-up in logging's cache).
     """
-    logger = _found[0] if _found else _logger()
+    if _found:
+        logger: logging.Logger | None = _found[0]
+    elif "logging" not in sys.modules:
+        return None  # nobody can have turned INFO on (see _logger)
+    else:
+        logger = _logger()
     if logger is None or not logger.isEnabledFor(_INFO):
         return None
     return logger
