@@ -52,6 +52,7 @@ from ._messages import InterimResponse, SentRequest
 from ._models import HTTPStatusError, Response
 from ._pool_core import PoolStats
 from ._timeout import Timeout
+from ._tls_details import TLSDetails
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ __all__ = [
     "RequestSent",
     "ResponseReceived",
     "StaleConnectionDiscarded",
+    "TLSDetails",
     # errors
     "ClientClosed",
     "ConnectError",

@@ -78,6 +78,7 @@ from ._io_errors import (
     write_timed_out,
 )
 from ._tcp_info import fin_ago
+from ._tls_details import TLSDetails, read_tls_details
 
 if TYPE_CHECKING:
     import ssl
@@ -249,20 +250,20 @@ class AsyncStream:
         "_timer",
         "_transport",
         "_waiter",
-        "tls_version",
+        "tls",
     )
 
     def __init__(
         self,
         transport: asyncio.Transport,
         protocol: _Protocol,
-        tls_version: str | None = None,
+        tls: TLSDetails | None = None,
     ) -> None:
         self._transport = transport
         self._protocol = protocol
         self._loop = asyncio.get_running_loop()
         self._closed = False
-        self.tls_version = tls_version
+        self.tls = tls  # what the TLS handshake agreed (None: plain TCP)
         #: The current wait: its future and deadline (None: no limit).
         self._waiter: asyncio.Future[bool] | None = None
         self._deadline: float | None = None
@@ -434,7 +435,7 @@ async def _start_tls(
         raise ConnectError("connection lost during TLS handshake")
     protocol.attach(tls)
     ssl_object = tls.get_extra_info("ssl_object")
-    return AsyncStream(tls, protocol, None if ssl_object is None else ssl_object.version())
+    return AsyncStream(tls, protocol, None if ssl_object is None else read_tls_details(ssl_object))
 
 
 async def connect(

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from ._events import CloseReason
+    from ._tls_details import TLSDetails
     from ._url import Route
 
 __all__ = [
@@ -65,7 +66,7 @@ EXPECT_CONTINUE_TIMEOUT: Final = 1.0
 class Transport(Protocol):
     """What the core asks of either shell's stream, without waiting."""
 
-    tls_version: str | None
+    tls: TLSDetails | None
 
     def is_readable(self) -> bool:
         """Bytes or the peer's close are waiting to be read (never blocks)."""
@@ -103,7 +104,7 @@ class ConnectionCore:
         "origin_str",
         "reused",
         "route",
-        "tls_version",
+        "tls",
     )
 
     def __init__(
@@ -124,7 +125,8 @@ class ConnectionCore:
         self.route = route
         self.origin = route.origin
         self.origin_str = str(route.origin)
-        self.tls_version = stream.tls_version
+        #: What its TLS handshake agreed (None: plain TCP).
+        self.tls = stream.tls
         #: Its keep-alive facts and place in the pool's life cycle.
         self.life = Lifetime(time.monotonic())
         #: The current request runs on a connection that served before.

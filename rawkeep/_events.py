@@ -22,6 +22,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, final
 
+# At run time, not for typing only: typing.get_type_hints(ConnectionOpened)
+# must find it (tools that read events' fields do). It imports no ssl.
+from ._tls_details import TLSDetails  # noqa: TC001
+
 __all__ = [
     "CloseReason",
     "ConnectionClosed",
@@ -121,10 +125,14 @@ class ConnectionOpened(Event):
     Attributes:
         tls_version: e.g. ``"TLSv1.3"``, or ``None`` for plain http.
         connect_time: seconds spent connecting, handshake included.
+        tls: what the TLS handshake agreed (version, cipher, ALPN) and the
+            server's certificate (subject, issuer, names, dates) when it
+            was verified; ``None`` for plain http.
     """
 
     tls_version: str | None
     connect_time: float
+    tls: TLSDetails | None = None
 
 
 @final
@@ -306,6 +314,9 @@ def describe(event: Event) -> str:
     head = f"{type(event).__name__} #{event.connection_id} {event.origin}"
     if isinstance(event, ConnectionOpened):
         tls = f" {event.tls_version}" if event.tls_version else ""
+        if event.tls is not None:
+            tls = f" {event.tls.version} {event.tls.cipher}"
+            tls += "" if event.tls.verified else " unverified"
         return f"{head}{tls} in {event.connect_time * 1000:.1f} ms"
     if isinstance(event, ConnectionReused):
         return f"{head} idle {event.idle_for:.3f} s, {event.responses} served"

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
     from ._events import CloseReason, Event, ExpiryReason
     from ._pool_core import Doomed, PoolLimits
+    from ._tls_details import TLSDetails
     from ._url import Route
 
 __all__ = ["PoolShell", "ShellConnection"]
@@ -61,7 +62,7 @@ class ShellConnection(Pooled, Protocol):
     answers without waiting."""
 
     origin_str: str
-    tls_version: str | None
+    tls: TLSDetails | None
 
     def is_stale(self) -> bool:
         """Whether the idle connection was closed by the peer (or holds
@@ -255,8 +256,9 @@ class PoolShell(Generic[C]):
                     connection_id=conn.id,
                     origin=conn.origin_str,
                     time=now(),
-                    tls_version=conn.tls_version,
+                    tls_version=None if conn.tls is None else conn.tls.version,
                     connect_time=time.monotonic() - started,
+                    tls=conn.tls,
                 )
             )
 

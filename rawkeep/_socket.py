@@ -81,6 +81,7 @@ from ._io_errors import (
     write_timed_out,
 )
 from ._tcp_info import fin_ago
+from ._tls_details import TLSDetails, read_tls_details
 
 if TYPE_CHECKING:
     import ssl
@@ -154,15 +155,16 @@ class Stream:
         "_sock",
         "_tcp_probe",
         "_write_timeout",
-        "tls_version",
+        "tls",
     )
 
-    def __init__(self, sock: socket.socket, tls_version: str | None = None) -> None:
+    def __init__(self, sock: socket.socket, tls: TLSDetails | None = None) -> None:
         self._sock = sock
-        self.tls_version = tls_version
+        #: What the TLS handshake agreed (None: plain TCP), read once by it.
+        self.tls = tls
         # Plain sockets on Linux time their reads and writes in the kernel
         # (see "Timeouts" above); anything else uses Python's socket timeout.
-        self._kernel = _KERNEL_TIMEOUTS and tls_version is None
+        self._kernel = _KERNEL_TIMEOUTS and tls is None
         # ...and plain TCP sockets there are probed with TCP_INFO, which
         # needs the count of bytes read (see "The idle probe" above).
         self._tcp_probe = self._kernel and _HAS_TCP_INFO and sock.family in _TCP_FAMILIES
@@ -253,7 +255,7 @@ class Stream:
         sock = self._sock
         if sock.fileno() < 0:
             return True
-        if self.tls_version is not None and sock.pending():  # type: ignore[attr-defined]
+        if self.tls is not None and sock.pending():  # type: ignore[attr-defined]
             return True  # decrypted bytes wait inside the TLS object, unseen by poll
         if _HAS_POLL:
             # poll, not select: select fails for descriptors above 1023,
@@ -384,7 +386,7 @@ def _start_tls(
         tls = context.wrap_socket(sock, server_hostname=server_hostname)
     except OSError as exc:
         raise tls_failed(exc, server_hostname) from exc
-    return Stream(tls, tls.version())
+    return Stream(tls, read_tls_details(tls))
 
 
 def make_ssl_context(verify: VerifyInput, cert: CertInput = None) -> ssl.SSLContext:

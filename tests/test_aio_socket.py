@@ -124,7 +124,7 @@ def test_connect_send_and_recv() -> None:
                 writer.write(b"0123456789")
                 assert await read_exactly(stream, 4) == b"0123"  # part of a chunk...
                 assert await read_exactly(stream, 6) == b"456789"  # ...then its rest
-                assert stream.tls_version is None
+                assert stream.tls is None
                 sock = stream._transport.get_extra_info("socket")
                 assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
             finally:
@@ -440,8 +440,8 @@ def test_tls_round_trip_and_probe(
             )
             reader, writer = await server.peer()
             try:
-                assert stream.tls_version is not None
-                assert stream.tls_version.startswith("TLS")
+                assert stream.tls is not None
+                assert stream.tls.version.startswith("TLS")
                 await stream.send_all(b"ping", 5)
                 assert await reader.readexactly(4) == b"ping"
                 writer.write(b"pong")
@@ -605,7 +605,7 @@ def test_open_stream_direct_http() -> None:
             conn = connector()
             stream = await open_stream(conn, route_for(conn, f"http://127.0.0.1:{server.port}"), 5)
             try:
-                assert stream.tls_version is None
+                assert stream.tls is None
                 assert await exchange(stream) == b"ping"
             finally:
                 stream.close()
@@ -620,7 +620,7 @@ def test_open_stream_direct_https(server_ssl_context: ssl.SSLContext, ca_pem_pat
             url = f"https://127.0.0.1:{server.port}"
             stream = await open_stream(conn, route_for(conn, url), 5)
             try:
-                assert stream.tls_version is not None
+                assert stream.tls is not None
                 assert await exchange(stream) == b"ping"
             finally:
                 stream.close()
@@ -647,7 +647,7 @@ def test_open_stream_over_a_unix_socket_plain_and_tls(
             conn = connector(uds=tls, verify=ca_pem_path)
             stream = await open_stream(conn, route_for(conn, "https://localhost/"), 5)
             try:
-                assert stream.tls_version is not None  # verified as "localhost"
+                assert stream.tls is not None  # verified as "localhost"
                 assert await exchange(stream) == b"ping"
             finally:
                 stream.close()
@@ -683,7 +683,7 @@ def test_open_stream_https_through_a_connect_tunnel(
             url = f"https://localhost:{target.port}/"
             stream = await open_stream(conn, route_for(conn, url), 5)
             try:
-                assert stream.tls_version is not None  # TLS to the target, inside
+                assert stream.tls is not None  # TLS to the target, inside
                 assert await exchange(stream, b"through") == b"through"
             finally:
                 stream.close()

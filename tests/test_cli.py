@@ -456,6 +456,42 @@ def test_tls_with_cacert_and_insecure(
     assert lines(untrusted.stderr)[0].startswith("rawkeep: TLS error: ")
 
 
+def _tls_story(stderr: bytes) -> list[str]:
+    """The lines -v says of a new connection, before its request."""
+    said = lines(stderr)
+    return said[: next(i for i, line in enumerate(said) if line.startswith("> "))]
+
+
+def test_verbose_tells_the_tls_handshake_and_certificate(
+    start_keepalive_server: StartServer,
+    server_ssl_context: object,
+    ca_pem_path: str,
+) -> None:
+    server = start_keepalive_server(ssl_context=server_ssl_context)
+    verified = run("-v", "--cacert", ca_pem_path, f"{server.url}/a", f"{server.url}/b")
+    assert verified.returncode == 0, verified.stderr
+    connected, using, heading, subject, start, expire, names, issuer, ok = _tls_story(
+        verified.stderr
+    )
+    assert connected.startswith(f"* connected to {server.origin} as connection #0 in ")
+    assert re.fullmatch(r"\* TLS connection using TLSv1\.[23] / \S+ \(\d+ bits\)", using)
+    assert heading == "* Server certificate:"
+    assert subject.startswith("*  subject: O=trustme")
+    assert re.fullmatch(r"\*  start date: \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} GMT", start)
+    assert expire.startswith("*  expire date: ")
+    assert names == "*  subjectAltName: IP Address:127.0.0.1, DNS:localhost"
+    assert issuer.startswith("*  issuer: O=trustme")
+    assert ok == "*  certificate verified"
+    # Told once per connection: the reused one says nothing of TLS again.
+    assert sum("TLS connection using" in line for line in lines(verified.stderr)) == 1
+
+    insecure = run("-v", "-k", f"{server.url}/c")
+    assert insecure.returncode == 0, insecure.stderr
+    connected, using, unverified = _tls_story(insecure.stderr)
+    assert using.startswith("* TLS connection using TLSv1.")
+    assert unverified == "* server certificate not verified: details not shown"
+
+
 # -- exit codes and errors ---------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
+    from servers.recorder import EventRecorder
     from servers.scripted import ScriptedServer, ServerConnection
 
 pytestmark = pytest.mark.both_clients
@@ -247,6 +248,7 @@ def test_tinyproxy_connect_tunnel_with_tls_verified_against_target(
     server_ssl_context: ssl.SSLContext,
     ca_pem_path: str,
     make_client: Callable[..., rawkeep.Client],
+    events: EventRecorder,
     tmp_path: Path,
 ) -> None:
     tls_server = start_keepalive_server(ssl_context=server_ssl_context)
@@ -262,6 +264,11 @@ def test_tinyproxy_connect_tunnel_with_tls_verified_against_target(
     # Inside the tunnel the request is in origin form: the target saw it.
     assert [r.target for r in tls_server.requests] == ["/secret", "/again"]
     assert tls_server.accepted == 1
+    # The TLS details are the target's, agreed inside the tunnel.
+    (opened,) = [e for e in events.snapshot() if isinstance(e, rawkeep.ConnectionOpened)]
+    assert opened.tls is not None
+    assert opened.tls.verified
+    assert "IP Address:127.0.0.1" in opened.tls.subject_alt_names
 
 
 @needs_tinyproxy

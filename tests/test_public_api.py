@@ -48,6 +48,7 @@ PUBLIC_NAMES = frozenset(
         "IdleLimitLearned",
         "RequestSent",
         "ResponseReceived",
+        "TLSDetails",
         # errors
         "RawkeepError",
         "InvalidURL",

@@ -30,8 +30,9 @@ from .._url import URL
 if TYPE_CHECKING:
     from .._client import Client
     from .._models import Response
+    from .._tls_details import TLSDetails
 
-__all__ = ["Progress", "Story", "Trace", "duration"]
+__all__ = ["Progress", "Story", "Trace", "duration", "tls_lines"]
 
 #: Bodies at least this large (bytes, announced or received so far) get a
 #: progress bar on a terminal; smaller ones are done before a bar helps.
@@ -131,6 +132,9 @@ class Story:
             self.retries += 1
             self._pending = self._last  # the same request goes out again
         self.say(f"* {self.describe(event)}")
+        if isinstance(event, ConnectionOpened) and event.tls is not None:
+            for line in tls_lines(event.tls):
+                self.say(f"* {line}")
         if isinstance(event, ConnectionOpened | ConnectionReused) and self._pending:
             self.say(self._pending)
             self._last, self._pending = self._pending, None
@@ -230,6 +234,30 @@ class Story:
             f" connection (reuse ratio {ratio:.0%}), {_plural(self.retries, 'retry', 'retries')},"
             f" {duration(elapsed)} in all"
         )
+
+
+def tls_lines(tls: TLSDetails) -> list[str]:
+    """What a new TLS connection agreed, as curl -v says it (without the
+    leading ``* ``): version and cipher, ALPN, the server certificate."""
+    bits = "" if tls.cipher_bits is None else f" ({tls.cipher_bits} bits)"
+    lines = [f"TLS connection using {tls.version} / {tls.cipher}{bits}"]
+    if tls.alpn is not None:
+        lines.append(f"ALPN: server accepted {tls.alpn}")
+    if not tls.verified:
+        # ssl parses a certificate only once it has verified it (_tls_details).
+        return [*lines, "server certificate not verified: details not shown"]
+    lines.append("Server certificate:")
+    for label, value in (
+        ("subject", tls.subject),
+        ("start date", tls.not_before),
+        ("expire date", tls.not_after),
+        ("subjectAltName", ", ".join(tls.subject_alt_names) or None),
+        ("issuer", tls.issuer),
+    ):
+        if value is not None:
+            lines.append(f" {label}: {value}")
+    lines.append(" certificate verified")
+    return lines
 
 
 def _plural(count: int, one: str, many: str | None = None) -> str:
