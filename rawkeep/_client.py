@@ -107,9 +107,16 @@ class Client(ClientBase):
             (httpx's rule: ``items`` and ``/items`` from ``http://h/api``
             both go to ``http://h/api/items``); absolute URLs are used as
             they are.
+        resolve: a host table, as curl's ``--resolve``: ``"host:port"`` (or
+            ``"host"`` for any port; IPv6 in brackets) -> an IP address or a
+            sequence of them, dialed in that order (Happy Eyeballs) instead
+            of looking the host up. The URL, ``Host``, the pool key, SNI and
+            the certificate check keep the name. Applies to the host dialed:
+            the proxy's when a proxy is used.
 
     Raises:
-        TypeError, ValueError: an option has the wrong type or range.
+        TypeError, ValueError: an option has the wrong type or range (a
+            ``resolve`` entry: named).
         InvalidURL: the proxy URL or ``base_url`` can't be used.
     """
 

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from ._pool_core import Pooled, PoolStats
     from ._pool_shell import PoolShell
     from ._request import Content, FormInput, Request
+    from ._resolve import ResolveInput
     from ._socket import CertInput, VerifyInput
     from ._url import QueryParams
 
@@ -116,10 +117,11 @@ class ClientBase:
         max_decoded_size: int | None = None,
         tcp_keepalive: float | None = DEFAULT_TCP_KEEPALIVE,
         base_url: str | None = None,
+        resolve: ResolveInput | None = None,
     ) -> None:
         self._connector = Connector(
             verify=verify, cert=cert, proxy=proxy, environ=os.environ if trust_env else None,
-            uds=uds, tcp_keepalive=tcp_keepalive,
+            uds=uds, tcp_keepalive=tcp_keepalive, resolve=resolve,
         )  # fmt: skip
         self._requests = RequestFactory(
             headers=headers, auth=auth, cookies=cookies, connector=self._connector,
@@ -134,10 +136,8 @@ class ClientBase:
         self._max_redirects = _count("max_redirects", max_redirects, minimum=0)
         self._emitter = Emitter(on_event)
         self._exchange_events = _flag("exchange_events", exchange_events)
-        self._limits = _pool_limits(
-            max_connections, max_connections_per_host,
-            idle_timeout, max_requests_per_connection, max_connection_age,
-        )  # fmt: skip
+        self._limits = _pool_limits(max_connections, max_connections_per_host,
+            idle_timeout, max_requests_per_connection, max_connection_age)  # fmt: skip
         self._pool = self._new_pool()
 
     def _new_pool(self) -> PoolShell[Any]:

@@ -39,6 +39,7 @@ from ._exceptions import (
     with_context,
 )
 from ._proxy import Proxy, ProxyConfig, Tunnel
+from ._resolve import HostTable
 from ._tcp import DEFAULT_TCP_KEEPALIVE, check_keepalive
 from ._url import Route
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import Mapping
 
+    from ._resolve import ResolveInput
     from ._socket import CertInput, Stream, VerifyInput
     from ._url import Origin
 
@@ -69,8 +71,8 @@ class Plan(NamedTuple):
     proxy: Proxy | None
     #: The name TLS verifies, or None for plain http.
     tls_host: str | None
-    #: IP literals to connect to instead of looking ``host`` up (the
-    #: connector's ``hosts``), or None.
+    #: IP literals to connect to instead of looking ``host`` up (from
+    #: ``resolve=``), or None.
     addresses: tuple[str, ...] | None = None
 
 
@@ -85,11 +87,14 @@ class Connector:
         uds: path of a Unix socket to send every request over.
         tcp_keepalive: seconds of silence before TCP keepalive probes on
             each TCP connection; None: keepalive off (see ``_tcp``).
+        resolve: ``host[:port]`` -> IP addresses dialed instead of looking
+            the host up (see ``_resolve``); applies to the host dialed, the
+            proxy's when there is one.
 
     Raises:
         ValueError, TypeError: ``uds`` with a proxy, or not a path; ``verify``
             or ``cert`` of the wrong type; ``tcp_keepalive`` not a positive
-            number.
+            number; a ``resolve`` entry that can't be used.
         InvalidURL: the proxy URL can't be used.
         TLSError: the CA bundle (``verify`` path), the certificate or the
             key (``cert``) can't be loaded: missing, unreadable, not PEM.
@@ -104,6 +109,7 @@ class Connector:
         environ: Mapping[str, str] | None,
         uds: str | os.PathLike[str] | None,
         tcp_keepalive: float | None = DEFAULT_TCP_KEEPALIVE,
+        resolve: ResolveInput | None = None,
     ) -> None:
         if uds is not None and (proxy is not None or environ is not None):
             raise ValueError("uds= sends every request over a local socket: no proxy with it")
@@ -126,10 +132,8 @@ class Connector:
             # (which may come hours later, or only in production).
             self._ssl_context = _load_ssl_context(verify, cert)
         self.tcp_keepalive = check_keepalive(tcp_keepalive)
-        #: Host name -> IP literals, tried in that order instead of asking
-        #: the resolver, as /etc/hosts would answer. Empty: tests fill it
-        #: to give a name several addresses without touching the system.
-        self.hosts: dict[str, tuple[str, ...]] = {}
+        #: ``resolve=``: the addresses dialed instead of asking the resolver.
+        self._hosts = HostTable(resolve)
 
     def route(self, origin: Origin) -> Route:
         """The pool key for requests to ``origin``: the proxy is chosen here,
@@ -142,11 +146,12 @@ class Connector:
         origin, proxy = route
         tls_host = origin.host if origin.scheme == "https" else None
         if proxy is None:
-            known = self.hosts.get(origin.host)
+            known = self._hosts.addresses(origin.host, origin.port)
             return Plan(origin.host, origin.port, self._uds, None, None, tls_host, known)
         tunnel = proxy if tls_host is not None else None
-        known = self.hosts.get(proxy.origin.host)
-        return Plan(proxy.origin.host, proxy.origin.port, None, tunnel, proxy, tls_host, known)
+        host, port = proxy.origin.host, proxy.origin.port
+        known = self._hosts.addresses(host, port)
+        return Plan(host, port, None, tunnel, proxy, tls_host, known)
 
     def tls_context(self, plan: Plan) -> ssl.SSLContext | None:
         """The context to start TLS with on ``plan``'s stream; None for plain http."""

@@ -95,7 +95,7 @@ AddrInfo: TypeAlias = "tuple[int, int, int, str, tuple[Any, ...]]"
 
 def literal_hosts(host: str, addresses: Sequence[str] | None) -> Sequence[str] | None:
     """The IP literals to connect to without a look-up: ``addresses`` when
-    given (a host table: the connector's ``hosts``), ``host`` itself when
+    given (a host table: ``resolve=``), ``host`` itself when
     it is an IP literal; None when ``host`` is a name to resolve."""
     if addresses is not None:
         return addresses

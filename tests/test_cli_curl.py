@@ -399,11 +399,12 @@ def test_help_lists_the_curl_options() -> None:
     text = run("--help").stdout.decode()
     pairs = [("-I", "--head"), ("-s", "--silent"), ("-S", "--show-error"), ("-x", "--proxy"),
              ("-w", "--write-out"), ("-m", "--max-time"), ("-b", "--cookie"), ("-G", "--get"),
-             ("-A", "--user-agent"), ("-c", "--cookie-jar")]  # fmt: skip
+             ("-A", "--user-agent"), ("-c", "--cookie-jar"), ("-F", "--form")]  # fmt: skip
     for short, long in pairs:
         # "-x, --proxy URL" (3.13) or "-x URL, --proxy URL" (3.10)
         assert re.search(rf"^  {short}( \S+)?, {long}\b", text, re.MULTILINE), long
-    for option in ("--retry N", "--retry-delay S", "--connect-timeout S", "--noproxy HOSTS"):
+    for option in ("--retry N", "--retry-delay S", "--connect-timeout S", "--noproxy HOSTS",
+                   "--resolve HOST:PORT:ADDR[,ADDR...]"):  # fmt: skip
         assert option in text
 
 

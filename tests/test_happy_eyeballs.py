@@ -6,8 +6,8 @@ timeout, as a broken route would. With a black hole on ::1 port P and a
 real server on 127.0.0.1 port P, a name that resolves to ::1 first must
 still be fetched in about ``ATTEMPT_DELAY`` (the second attempt starts then
 and wins), not in the connect timeout, and the losing socket must be
-closed. The name's addresses come from the connector's host table
-(``Connector.hosts``, the seam for a name with several addresses), since
+closed. The name's addresses come from the client's host table
+(``resolve=``, curl's ``--resolve``), since
 this machine's /etc/hosts is not ours to change; one test goes through the
 system resolver instead, in a network namespace of its own whose
 /etc/hosts gives ``dual.test`` both addresses.
@@ -30,7 +30,7 @@ import rawkeep
 from rawkeep._tcp import ATTEMPT_DELAY
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterator
 
     from servers.scripted import ScriptedServer
 
@@ -86,12 +86,6 @@ def refusing(host: str, port: int) -> Iterator[None]:
         yield
 
 
-def with_hosts(client: Any, hosts: Mapping[str, tuple[str, ...]]) -> Any:
-    """``client`` (a ``Client`` or a ``DualClient``) resolving ``hosts`` so."""
-    getattr(client, "wrapped", client)._connector.hosts.update(hosts)
-    return client
-
-
 def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -113,7 +107,7 @@ def test_a_black_holed_first_address_costs_one_attempt_delay(
     make_client: Callable[..., rawkeep.Client], server: ScriptedServer
 ) -> None:
     with black_hole("::1", server.port):
-        client = with_hosts(make_client(timeout=CONNECT_TIMEOUT), DUAL)
+        client = make_client(timeout=CONNECT_TIMEOUT, resolve=DUAL)
         before = fd_count()
         started = time.monotonic()
         response = client.get(f"http://dual.test:{server.port}/")
@@ -131,7 +125,7 @@ def test_a_refused_first_address_starts_the_next_at_once(
     make_client: Callable[..., rawkeep.Client], server: ScriptedServer
 ) -> None:
     with refusing("::1", server.port):
-        client = with_hosts(make_client(timeout=CONNECT_TIMEOUT), DUAL)
+        client = make_client(timeout=CONNECT_TIMEOUT, resolve=DUAL)
         started = time.monotonic()
         assert client.get(f"http://dual.test:{server.port}/").status == 200
         assert time.monotonic() - started < ATTEMPT_DELAY * 0.8  # no head start to wait out
@@ -144,7 +138,7 @@ def test_a_failure_while_another_attempt_hangs_starts_the_next_at_once(
     tried at once then, not one more delay later."""
     with black_hole("::1", server.port), refusing("127.0.0.2", server.port):
         hosts = {"three.test": ("::1", "127.0.0.2", "127.0.0.1")}
-        client = with_hosts(make_client(timeout=CONNECT_TIMEOUT), hosts)
+        client = make_client(timeout=CONNECT_TIMEOUT, resolve=hosts)
         started = time.monotonic()
         assert client.get(f"http://three.test:{server.port}/").status == 200
         elapsed = time.monotonic() - started
@@ -154,7 +148,7 @@ def test_a_failure_while_another_attempt_hangs_starts_the_next_at_once(
 def test_a_first_address_that_answers_wins_alone(
     make_client: Callable[..., rawkeep.Client], server: ScriptedServer
 ) -> None:
-    client = with_hosts(make_client(), {"dual.test": ("127.0.0.1", "::1")})
+    client = make_client(resolve={"dual.test": ("127.0.0.1", "::1")})
     started = time.monotonic()
     assert client.get(f"http://dual.test:{server.port}/").status == 200
     assert time.monotonic() - started < ATTEMPT_DELAY * 0.8
@@ -166,7 +160,7 @@ def test_every_address_refused_is_a_connect_error_naming_them(
 ) -> None:
     port = int(refused_url.rsplit(":", 1)[1])
     with refusing("::1", port):
-        client = with_hosts(make_client(), DUAL)
+        client = make_client(resolve=DUAL)
         with pytest.raises(rawkeep.ConnectError) as caught:
             client.get(f"http://dual.test:{port}/")
     assert type(caught.value) is rawkeep.ConnectError
@@ -179,7 +173,7 @@ def test_the_connect_timeout_bounds_the_whole_race(
     make_client: Callable[..., rawkeep.Client],
 ) -> None:
     with black_hole("127.0.0.1", 0) as port, black_hole("::1", port):
-        client = with_hosts(make_client(timeout=0.6), DUAL)
+        client = make_client(timeout=0.6, resolve=DUAL)
         before = fd_count()
         started = time.monotonic()
         with pytest.raises(rawkeep.ConnectTimeout) as caught:

@@ -39,6 +39,7 @@ from .._exceptions import (
     TooManyRedirects,
 )
 from .exitcodes import ExitCode, silence_stdout
+from .form import FormError, open_form
 from .options import UsageError, build_parser, make_plan
 from .proxyenv import proxy_environment
 from .story import Progress, Story, Trace
@@ -116,6 +117,9 @@ class _Run:
     def fetch_all(self, output: IO[bytes] | None) -> None:
         """Every URL, --repeat times; bodies to ``output``, or to -O files."""
         started = time.perf_counter()
+        if self.story is not None:  # curl tells of its --resolve entries first too
+            for key, addresses in self.plan.client_options.get("resolve", {}).items():
+                self.story.say(f"* {key} resolved by --resolve to {', '.join(addresses)}")
         try:
             for _ in range(self.args.repeat):
                 for index, url in enumerate(self.plan.urls):
@@ -159,9 +163,12 @@ class _Run:
         assert facts is not None
         if story is not None:
             story.request(plan.method, url)
-        with self.client.stream(
-            plan.method, url, headers=plan.headers, content=plan.body
-        ) as response:
+        with (
+            open_form(plan.form) as files,
+            self.client.stream(
+                plan.method, url, headers=plan.headers, content=plan.body, files=files
+            ) as response,
+        ):
             _note_head(facts, response)
             if story is not None:
                 story.response(response)
@@ -369,6 +376,7 @@ def _report(exc: Exception, args: argparse.Namespace) -> int:
 #: Error classes, most specific first, with their exit code and name.
 _ERRORS: Final[list[tuple[type[BaseException], ExitCode, str]]] = [
     (UsageError, ExitCode.USAGE, "error"),
+    (FormError, ExitCode.USAGE, "error"),
     (NotImplementedError, ExitCode.NOT_AVAILABLE, "not available yet"),
     (_HTTPStatus, ExitCode.HTTP_STATUS, "HTTP error"),
     (_OutputError, ExitCode.OUTPUT, "output error"),

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Final, NoReturn, TypedDict
 from urllib.parse import unquote
 
 from .._exceptions import InvalidURL
+from .._resolve import HostTable
 from .._timeout import DEFAULT_TIMEOUT, Timeout
 from .._url import URL
 from .._version import __version__
+from .form import FormError, FormPart, check_form, parse_form
 from .proxyenv import proxy_environ
 from .writeout import WriteOut
 
@@ -97,6 +99,8 @@ def _add_request_options(add: Callable[..., object]) -> None:
         help="send these cookies, or read a Netscape cookie file")  # fmt: skip
     add("-c", "--cookie-jar", metavar="FILE", help="write the cookies to FILE at the end")
     add("--json", metavar="DATA", help="JSON request body (@FILE too); sets Content-Type")
+    add("-F", "--form", action="append", metavar="NAME=VALUE|@FILE|<FILE",
+        help="a multipart form part (repeatable); ;type= and ;filename= after")  # fmt: skip
     add("-u", "--user", metavar="USER:PASSWORD", help="Basic authentication")
     add("-L", "--location", action="store_true", help="follow redirects")
     add("--max-redirs", type=_count, default=20, metavar="N", help="with -L (default 20)")
@@ -121,6 +125,8 @@ def _add_connection_options(add: Callable[..., object]) -> None:
     add("-x", "--proxy", metavar="URL", help="send through this HTTP proxy (CONNECT for https)")
     add("--noproxy", metavar="HOSTS", help="no proxy for these hosts (as no_proxy)")
     add("--unix-socket", metavar="PATH", help="send every request over this Unix socket")
+    add("--resolve", action="append", metavar="HOST:PORT:ADDR[,ADDR...]",
+        help="connect to HOST:PORT at these addresses (repeatable)")  # fmt: skip
 
 
 def _add_output_options(add: Callable[..., object]) -> None:
@@ -188,6 +194,7 @@ class ClientOptions(TypedDict, total=False):
     uds: str
     cookies: CookieJar
     trust_env: bool
+    resolve: dict[str, list[str]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,6 +205,8 @@ class Plan:
     method: str
     headers: list[tuple[str, str]]
     body: bytes | None
+    #: The -F parts (the body, made by the library for each request), or None.
+    form: list[FormPart] | None
     file_names: list[str]  # with -O: one per URL
     client_options: ClientOptions
     #: The proxy variables the client reads (curl's rules), with -x and
@@ -225,13 +234,14 @@ def make_plan(args: argparse.Namespace) -> Plan:
         headers.append(("User-Agent", args.user_agent))
     jar = _cookies(args, headers, given)
     body = _read_body(args, headers)
+    form = _read_form(args.form, headers)
     urls = list(args.urls)
     if args.get and body is not None:  # -G: the data goes in the query, not the body
         urls = [url.split("#")[0] + ("&" if "?" in url else "?") + body.decode() for url in urls]
-        form = ("Content-Type", "application/x-www-form-urlencoded")
-        headers[:] = [header for header in headers if header != form]
+        urlencoded = ("Content-Type", "application/x-www-form-urlencoded")
+        headers[:] = [header for header in headers if header != urlencoded]
         body = None
-    default_method = "HEAD" if args.head else "POST" if body is not None else "GET"
+    default_method = "HEAD" if args.head else "GET" if body is None and form is None else "POST"
     try:
         write_out = None if args.write_out is None else WriteOut.parse(args.write_out)
     except ValueError as exc:
@@ -241,6 +251,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         method=args.request or default_method,
         headers=headers,
         body=body,
+        form=form,
         file_names=[_remote_name(url) for url in urls] if args.remote_name else [],
         client_options=_client_options(args, jar),
         proxy_environ=None if args.unix_socket else proxy_environ(os.environ, args),
@@ -265,6 +276,10 @@ def _check_conflicts(args: argparse.Namespace) -> None:
         raise UsageError("give -o or -O, not both")
     if args.data is not None and args.json is not None:
         raise UsageError("give -d or --json, not both")
+    if args.form is not None and (args.data is not None or args.json is not None):
+        raise UsageError("give -F or -d/--json, not both: a request has one body")
+    if args.form is not None and (args.get or args.head):
+        raise UsageError(f"-F sends a body, which {'-G' if args.get else '-I'} can't send")
     if args.head and (args.json is not None or (args.data is not None and not args.get)):
         raise UsageError("-I sends HEAD, which has no body: give -G to put -d in the query")
     if args.get and args.json is not None:
@@ -339,6 +354,47 @@ def _read_data(text: str, option: str) -> bytes:
         raise UsageError(f"can't read the {option} file {path!r}: {exc.strerror}") from exc
 
 
+def _read_form(texts: list[str] | None, headers: list[tuple[str, str]]) -> list[FormPart] | None:
+    """The -F parts, their files checked, and the form checked as the
+    library will make it (the Content-Type and its boundary are the
+    library's, unless -H gives one)."""
+    if texts is None:
+        return None
+    if sum(text.partition("=")[2].startswith(("@-", "<-")) for text in texts) > 1:
+        raise UsageError("stdin can be read once: give @- or <- to one -F only")
+    try:
+        parts = [parse_form(text) for text in texts]
+        check_form(parts, headers)
+    except FormError as exc:
+        raise UsageError(str(exc)) from None
+    return parts
+
+
+def _resolve(texts: list[str]) -> dict[str, list[str]]:
+    """--resolve HOST:PORT:ADDR[,ADDR...], as ``resolve=`` takes it, checked
+    by the library's rules (an IPv6 host in brackets; addresses may be)."""
+    table: dict[str, list[str]] = {}
+    for text in texts:
+        bad = UsageError(f"bad --resolve {text!r}: expected HOST:PORT:ADDRESS[,ADDRESS...]")
+        if text.startswith("["):
+            end = text.find("]") + 1
+            host, colon, rest = text[:end], text[end : end + 1], text[end + 1 :]
+        else:
+            host, colon, rest = text.partition(":")
+        port, colon2, addresses = rest.partition(":")
+        if not (host and colon == colon2 == ":" and port and addresses):
+            raise bad
+        key = f"{host}:{port}"
+        if key in table:
+            raise UsageError(f"--resolve {key} is given twice")
+        table[key] = addresses.split(",")
+    try:
+        HostTable(table)
+    except ValueError as exc:
+        raise UsageError(f"bad --resolve: {exc}") from None
+    return table
+
+
 def _remote_name(url: str) -> str:
     """-O: the file name the URL's last path segment gives, if it is safe."""
     name = unquote(URL(url).path.rsplit("/", 1)[-1])
@@ -381,6 +437,8 @@ def _client_options(args: argparse.Namespace, jar: CookieJar | None) -> ClientOp
         options["trust_env"] = True  # the proxy variables of ``proxy_environ``
     if jar is not None:
         options["cookies"] = jar
+    if args.resolve is not None:
+        options["resolve"] = _resolve(args.resolve)
     return options
 
 
