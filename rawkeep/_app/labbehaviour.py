@@ -25,6 +25,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from .labroutes import CODINGS, compress, redirect_reply, respond
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .labroutes import LabRequest, Reply
 
 __all__ = ["MAX_IDLE", "Behaviour"]
@@ -118,10 +120,17 @@ class Behaviour:
             headers.append(("Keep-Alive", ", ".join(params)))
         return headers
 
-    def reply(self, request: LabRequest) -> Reply:
-        """The answer to ``request``: its path's, shaped by the answer knobs."""
+    def reply(
+        self, request: LabRequest, responder: Callable[[LabRequest], Reply] = respond
+    ) -> Reply:
+        """The answer to ``request``, shaped by the answer knobs.
+
+        Args:
+            request: the request read.
+            responder: what answers it: the lab's paths, or a test's handler.
+        """
         redirect = self._redirect(request)
-        reply = respond(request) if redirect is None else redirect
+        reply = responder(request) if redirect is None else redirect
         if self.delay:
             reply = replace(reply, delay=reply.delay + self.delay)
         if self.chunked:
