@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final
 import h11
 
 from .labbehaviour import Behaviour
-from .labroutes import LabRequest, Reply, respond
+from .labroutes import Reply, ServerRequest, respond
 
 if TYPE_CHECKING:
     import socket
@@ -56,7 +56,7 @@ _NO_BODY: Final = (204, 304)
 class Exchange:
     """One request answered, as ``on_exchange`` is told."""
 
-    request: LabRequest
+    request: ServerRequest
     status: int
     #: The server closed the connection after this response.
     closed: bool
@@ -84,8 +84,8 @@ class LabConnection:
         stopping: threading.Event,
         note: Callable[[Exchange], None],
         *,
-        responder: Callable[[LabRequest], Reply] = respond,
-        received: Callable[[LabRequest], None] | None = None,
+        responder: Callable[[ServerRequest], Reply] = respond,
+        received: Callable[[ServerRequest], None] | None = None,
     ) -> None:
         self.sock = sock
         self.index = index
@@ -141,7 +141,7 @@ class LabConnection:
 
     # -- reading ----------------------------------------------------------------------
 
-    def _read_request(self, number: int) -> LabRequest | None:
+    def _read_request(self, number: int) -> ServerRequest | None:
         """The next whole request, or None when the client closed.
 
         Raises:
@@ -170,8 +170,8 @@ class LabConnection:
             elif isinstance(event, h11.ConnectionClosed):
                 return None
 
-    def _lab_request(self, head: h11.Request, body: bytes, number: int) -> LabRequest:
-        return LabRequest(
+    def _lab_request(self, head: h11.Request, body: bytes, number: int) -> ServerRequest:
+        return ServerRequest(
             method=head.method.decode("ascii"),
             target=head.target.decode("ascii", "replace"),
             http_version=head.http_version.decode("ascii"),
@@ -205,7 +205,7 @@ class LabConnection:
 
     # -- writing ----------------------------------------------------------------------
 
-    def _send_reply(self, request: LabRequest, reply: Reply) -> None:
+    def _send_reply(self, request: ServerRequest, reply: Reply) -> None:
         headers = [*reply.headers, *self.behaviour.headers(request.number)]
         pieces = reply.body
         if reply.status in _NO_BODY:

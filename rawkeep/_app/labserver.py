@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
-    from .labroutes import LabRequest, Reply
+    from .labroutes import Reply, ServerRequest
 
 __all__ = ["Behaviour", "Exchange", "LabServer", "loopback_family"]
 
@@ -79,8 +79,8 @@ class LabServer:
         port: int = 0,
         on_exchange: Callable[[Exchange], None] | None = None,
         ssl_context: ssl.SSLContext | None = None,
-        responder: Callable[[LabRequest], Reply] = respond,
-        on_request: Callable[[LabRequest], None] | None = None,
+        responder: Callable[[ServerRequest], Reply] = respond,
+        on_request: Callable[[ServerRequest], None] | None = None,
     ) -> None:
         self._family = loopback_family(host)
         self.behaviour = behaviour or Behaviour()
