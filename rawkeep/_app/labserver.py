@@ -17,9 +17,11 @@ notice ``stop()``; ``stop()`` joins every thread with one deadline and
 closes every socket, whether its thread has finished or not.
 
 It listens on loopback only. ``rawkeep serve`` (``serve``) starts one in the
-foreground; with a TLS context, each connection's thread wraps its socket
-and completes the handshake (bounded by ``HANDSHAKE_TIMEOUT``) before the
-first request, so a slow or failing handshake holds up no other connection.
+foreground, ``rawkeep.testing.LocalServer`` one inside a user's tests (its
+handler as the ``responder``). With a TLS context, each connection's thread
+wraps its socket and completes the handshake (bounded by
+``HANDSHAKE_TIMEOUT``) before the first request, so a slow or failing
+handshake holds up no other connection.
 """
 
 from __future__ import annotations
