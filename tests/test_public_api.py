@@ -3,7 +3,10 @@
 The contract is ``PUBLIC_NAMES`` below. Three places must agree on it:
 this set, ``rawkeep.__all__`` and docs/api.md (its summary table and one
 section or entry per name), so none of them can drift from the others
-silently.
+silently. The test double, ``rawkeep.testing``, is a module apart with a
+contract of its own (``TESTING_NAMES``), checked the same way against its
+``__all__`` and the part of docs/api.md under its heading
+(``TESTING_HEADING``); ``import rawkeep`` must not load it.
 """
 
 from __future__ import annotations
@@ -72,11 +75,35 @@ PUBLIC_NAMES = frozenset(
 #: The contract as ``__all__`` and docs/api.md spell it: with ``__version__``.
 EXPORTED = PUBLIC_NAMES | {"__version__"}
 
+#: Every public name of ``rawkeep.testing``.
+TESTING_NAMES = frozenset(
+    {
+        "LocalServer",
+        "Reply",
+        "ServerRequest",
+        "Behaviour",
+        "Handler",
+        "Routes",
+        "CertificateError",
+    }
+)
+#: The heading of docs/api.md's part on ``rawkeep.testing``: its last section.
+TESTING_HEADING = "## `rawkeep.testing`"
 
-def _table_names(text: str) -> list[str]:
+
+def _api_doc() -> tuple[str, str]:
+    """docs/api.md split in two: the package's part, and ``rawkeep.testing``'s."""
+    text = API_DOC.read_text(encoding="utf-8")
+    before, found, after = text.partition(f"\n{TESTING_HEADING}\n")
+    assert found, f"docs/api.md has no {TESTING_HEADING} section"
+    assert not re.search(r"^## ", after, flags=re.MULTILINE), "rawkeep.testing is not last"
+    return before, after
+
+
+def _table_names(text: str, header_line: str = "| group | names |") -> list[str]:
     """The backticked names in the second column of api.md's summary table."""
     lines = text.splitlines()
-    header = lines.index("| group | names |")
+    header = lines.index(header_line)
     names: list[str] = []
     for line in lines[header + 2 :]:
         if not line.startswith("|"):
@@ -104,15 +131,49 @@ def test_all_is_the_contract() -> None:
 
 
 def test_api_doc_table_lists_the_contract() -> None:
-    names = _table_names(API_DOC.read_text(encoding="utf-8"))
+    names = _table_names(_api_doc()[0])
     assert len(names) == len(set(names)), f"listed twice: {sorted(names)}"
     assert set(names) == EXPORTED, _diff(names, "docs/api.md table")
 
 
 def test_api_doc_documents_every_name_once() -> None:
-    names = _section_names(API_DOC.read_text(encoding="utf-8"))
+    names = _section_names(_api_doc()[0])
     assert len(names) == len(set(names)), f"documented twice: {sorted(names)}"
     assert set(names) == EXPORTED, _diff(names, "docs/api.md sections")
+
+
+# -- rawkeep.testing ----------------------------------------------------------
+
+
+def test_testing_all_is_its_contract() -> None:
+    import rawkeep.testing
+
+    assert len(rawkeep.testing.__all__) == len(set(rawkeep.testing.__all__))
+    assert set(rawkeep.testing.__all__) == TESTING_NAMES
+    for name in rawkeep.testing.__all__:
+        assert hasattr(rawkeep.testing, name), name
+    assert not TESTING_NAMES & set(rawkeep.__all__), "a testing name is in rawkeep.__all__"
+
+
+def test_api_doc_lists_and_documents_the_testing_names() -> None:
+    part = _api_doc()[1]
+    listed = _table_names(part, "| module | names |")
+    assert sorted(listed) == sorted(TESTING_NAMES), "docs/api.md rawkeep.testing table"
+    documented = re.findall(r"^### `(\w+)`$", part, flags=re.MULTILINE)
+    assert sorted(documented) == sorted(TESTING_NAMES), "docs/api.md rawkeep.testing sections"
+
+
+def test_testing_classes_have_docstrings() -> None:
+    import rawkeep.testing
+
+    aliases = {"Handler", "Routes"}  # type aliases: documented in api.md only
+    for name in sorted(TESTING_NAMES - aliases):
+        obj = getattr(rawkeep.testing, name)
+        assert isinstance(obj, type), name
+        doc = vars(obj).get("__doc__")
+        assert isinstance(doc, str), f"{name}: no docstring"
+        assert doc.strip(), f"{name}: no docstring"
+        assert not doc.startswith(f"{obj.__name__}("), f"{name}: only a signature"
 
 
 def test_all_has_no_duplicates_and_every_entry_exists() -> None:
@@ -203,6 +264,11 @@ def test_import_loads_only_stdlib_and_h11(loaded_modules: set[str]) -> None:
     allowed = set(sys.stdlib_module_names) | {"rawkeep", "h11", "__main__"}
     foreign = sorted(name for name in loaded_modules if name.split(".")[0] not in allowed)
     assert not foreign, f"import rawkeep loaded non-stdlib modules: {foreign}"
+
+
+def test_import_loads_neither_the_testing_module_nor_the_app(loaded_modules: set[str]) -> None:
+    assert "rawkeep.testing" not in loaded_modules
+    assert not {name for name in loaded_modules if name.startswith("rawkeep._app")}
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from .labroutes import CODINGS, compress, redirect_reply, respond
 
 if TYPE_CHECKING:
-    from .labroutes import LabRequest, Reply
+    from collections.abc import Callable
+
+    from .labroutes import Reply, ServerRequest
 
 __all__ = ["MAX_IDLE", "Behaviour"]
 
@@ -118,10 +120,17 @@ class Behaviour:
             headers.append(("Keep-Alive", ", ".join(params)))
         return headers
 
-    def reply(self, request: LabRequest) -> Reply:
-        """The answer to ``request``: its path's, shaped by the answer knobs."""
+    def reply(
+        self, request: ServerRequest, responder: Callable[[ServerRequest], Reply] = respond
+    ) -> Reply:
+        """The answer to ``request``, shaped by the answer knobs.
+
+        Args:
+            request: the request read.
+            responder: what answers it: the lab's paths, or a test's handler.
+        """
         redirect = self._redirect(request)
-        reply = respond(request) if redirect is None else redirect
+        reply = responder(request) if redirect is None else redirect
         if self.delay:
             reply = replace(reply, delay=reply.delay + self.delay)
         if self.chunked:
@@ -130,7 +139,7 @@ class Behaviour:
             reply = compress(reply, self.compress)
         return reply
 
-    def _redirect(self, request: LabRequest) -> Reply | None:
+    def _redirect(self, request: ServerRequest) -> Reply | None:
         """A 302 to the next hop, while the request has hops to go."""
         if not self.redirects:
             return None
@@ -144,7 +153,7 @@ class Behaviour:
         return redirect_reply(location, 302)
 
 
-def _may_compress(request: LabRequest, reply: Reply, coding: str) -> bool:
+def _may_compress(request: ServerRequest, reply: Reply, coding: str) -> bool:
     """Whether the client accepts ``coding`` and the reply has a body to compress."""
     if reply.status in _NO_BODY or not reply.body:
         return False
@@ -153,7 +162,7 @@ def _may_compress(request: LabRequest, reply: Reply, coding: str) -> bool:
     return coding in accepted_codings(request)
 
 
-def accepted_codings(request: LabRequest) -> set[str]:
+def accepted_codings(request: ServerRequest) -> set[str]:
     """The codings the request's ``Accept-Encoding`` accepts (not ``q=0``)."""
     accepted = set()
     for name, value in request.headers:

@@ -1,7 +1,8 @@
 """One connection of the lab server: the knobs it obeys, and the thread's loop.
 
 A ``LabConnection`` reads a request (h11 parses it), asks the ``Behaviour``
-for the reply (the path's, from ``labroutes``, shaped by the knobs), decides
+for the reply (the responder's: the paths of ``labroutes``, or the handler
+of a ``rawkeep.testing`` server; shaped by the knobs), decides
 whether this is the connection's last response (the knobs, or h11 when the
 client asked to close), writes it and either ends or goes round again. h11
 writes every HTTP/1.1 response, so the server side is as strict as the
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Final
 import h11
 
 from .labbehaviour import Behaviour
-from .labroutes import LabRequest, Reply
+from .labroutes import Reply, ServerRequest, respond
 
 if TYPE_CHECKING:
     import socket
@@ -55,7 +56,7 @@ _NO_BODY: Final = (204, 304)
 class Exchange:
     """One request answered, as ``on_exchange`` is told."""
 
-    request: LabRequest
+    request: ServerRequest
     status: int
     #: The server closed the connection after this response.
     closed: bool
@@ -70,6 +71,9 @@ class LabConnection:
         behaviour: the knobs.
         stopping: set when the server stops; every wait gives up then.
         note: called after each response.
+        responder: what answers a request (before the answer knobs).
+        received: called with each whole request as soon as it is read,
+            before it is answered (or hung up on).
     """
 
     def __init__(
@@ -79,6 +83,9 @@ class LabConnection:
         behaviour: Behaviour,
         stopping: threading.Event,
         note: Callable[[Exchange], None],
+        *,
+        responder: Callable[[ServerRequest], Reply] = respond,
+        received: Callable[[ServerRequest], None] | None = None,
     ) -> None:
         self.sock = sock
         self.index = index
@@ -86,6 +93,8 @@ class LabConnection:
         self.http10 = behaviour.http_version == "1.0"
         self.stopping = stopping
         self.note = note
+        self.responder = responder
+        self.received = received
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
         #: The trailer fields of the reply being sent.
         self._trailers: list[tuple[str, str]] = []
@@ -116,9 +125,11 @@ class LabConnection:
             if request is None:
                 return
             number += 1
+            if self.received is not None:
+                self.received(request)
             if self.behaviour.hang_up_on_request == number:
                 return  # read the request, say nothing, close: the race
-            reply = self.behaviour.reply(request)
+            reply = self.behaviour.reply(request, self.responder)
             self._wait(reply.delay)
             last = self.behaviour.is_last(number)
             self._send_reply(request, reply)
@@ -130,7 +141,7 @@ class LabConnection:
 
     # -- reading ----------------------------------------------------------------------
 
-    def _read_request(self, number: int) -> LabRequest | None:
+    def _read_request(self, number: int) -> ServerRequest | None:
         """The next whole request, or None when the client closed.
 
         Raises:
@@ -159,8 +170,8 @@ class LabConnection:
             elif isinstance(event, h11.ConnectionClosed):
                 return None
 
-    def _lab_request(self, head: h11.Request, body: bytes, number: int) -> LabRequest:
-        return LabRequest(
+    def _lab_request(self, head: h11.Request, body: bytes, number: int) -> ServerRequest:
+        return ServerRequest(
             method=head.method.decode("ascii"),
             target=head.target.decode("ascii", "replace"),
             http_version=head.http_version.decode("ascii"),
@@ -194,7 +205,7 @@ class LabConnection:
 
     # -- writing ----------------------------------------------------------------------
 
-    def _send_reply(self, request: LabRequest, reply: Reply) -> None:
+    def _send_reply(self, request: ServerRequest, reply: Reply) -> None:
         headers = [*reply.headers, *self.behaviour.headers(request.number)]
         pieces = reply.body
         if reply.status in _NO_BODY:

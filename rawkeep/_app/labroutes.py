@@ -36,14 +36,18 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl, urlsplit
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
-__all__ = ["CODINGS", "PATHS", "LabRequest", "Reply", "compress", "redirect_reply", "respond"]
+    #: Header fields given to ``Reply.text`` or ``Reply.json``: a mapping, or pairs.
+    HeaderFields = Mapping[str, str] | Iterable[tuple[str, str]]
+
+__all__ = ["CODINGS", "PATHS", "ServerRequest", "Reply", "compress", "redirect_reply", "respond"]
 
 #: Longest ``/slow`` wait, in seconds: a lab exercise, never a hang.
 MAX_DELAY: Final = 10.0
@@ -73,8 +77,8 @@ _JSON: Final = ("Content-Type", "application/json")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class LabRequest:
-    """One whole request as the server read it."""
+class ServerRequest:
+    """One whole request as the server read it (a ``rawkeep.testing`` record)."""
 
     method: str
     #: The request target as sent, e.g. ``/items?count=3``.
@@ -88,6 +92,34 @@ class LabRequest:
     connection: int
     #: Its place on that connection: 1 for the first request.
     number: int
+
+    @property
+    def path(self) -> str:
+        """The target's path, without its query: ``/items``."""
+        return urlsplit(self.target).path
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The target's query as a dict (a repeated name keeps its last value)."""
+        return dict(parse_qsl(urlsplit(self.target).query, keep_blank_values=True))
+
+    def header(self, name: str) -> str | None:
+        """The value of header ``name`` (any case), or None when it was not sent.
+
+        A field sent more than once gives its values joined by ``", "``
+        (RFC 9110 section 5.3).
+        """
+        wanted = name.lower()
+        values = [value for field, value in self.headers if field.lower() == wanted]
+        return ", ".join(values) if values else None
+
+    def json(self) -> object:
+        """The body parsed as JSON.
+
+        Raises:
+            ValueError: the body is not JSON (``json.JSONDecodeError``).
+        """
+        return json.loads(self.body)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -109,12 +141,33 @@ class Reply:
     #: Headers of a ``103 Early Hints`` sent before the head (HTTP/1.1 only).
     hints: tuple[tuple[str, str], ...] = ()
 
+    @classmethod
+    def text(cls, text: str, *, status: int = 200, headers: HeaderFields = ()) -> Reply:
+        """A ``text/plain`` reply: ``text`` in UTF-8, then ``headers``."""
+        fields = (_TEXT, *_pairs(headers))
+        return cls(status=status, headers=fields, body=(text.encode(),))
+
+    @classmethod
+    def json(cls, value: object, *, status: int = 200, headers: HeaderFields = ()) -> Reply:
+        """An ``application/json`` reply: ``value`` as JSON, then ``headers``.
+
+        Raises:
+            TypeError: ``value`` can't be written as JSON.
+        """
+        fields = (_JSON, *_pairs(headers))
+        return cls(status=status, headers=fields, body=(json.dumps(value).encode(),))
+
+
+def _pairs(headers: HeaderFields) -> tuple[tuple[str, str], ...]:
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return tuple((name, value) for name, value in items)
+
 
 class _BadRequest(Exception):
     """A query value the path can't use; answered with a 400."""
 
 
-def respond(request: LabRequest) -> Reply:
+def respond(request: ServerRequest) -> Reply:
     """The reply to ``request``, chosen by the first segment of its path."""
     parts = urlsplit(request.target)
     segments = parts.path.strip("/").split("/")
@@ -127,7 +180,7 @@ def respond(request: LabRequest) -> Reply:
 
 
 def _text(text: str, *, status: int = 200) -> Reply:
-    return Reply(status=status, headers=(_TEXT,), body=(text.encode(),))
+    return Reply.text(text, status=status)
 
 
 def _json(value: object) -> Reply:
@@ -165,20 +218,20 @@ def _segment(rest: list[str]) -> str | None:
 # -- the paths -----------------------------------------------------------------------------
 
 
-def _hello(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+def _hello(request: ServerRequest, rest: list[str], query: dict[str, str]) -> Reply:
     return _text(f"hello from connection {request.connection}, request {request.number}\n")
 
 
-def _json_path(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+def _json_path(request: ServerRequest, rest: list[str], query: dict[str, str]) -> Reply:
     return _json({"connection": request.connection, "request": request.number})
 
 
-def _items(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+def _items(request: ServerRequest, rest: list[str], query: dict[str, str]) -> Reply:
     count = _whole(query.get("count"), "count", 10, MAX_ITEMS)
     return _json([{"id": i, "name": f"item {i}"} for i in range(1, count + 1)])
 
 
-def _echo(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+def _echo(request: ServerRequest, rest: list[str], query: dict[str, str]) -> Reply:
     return _json(
         {
             "method": request.method,
@@ -191,7 +244,7 @@ def _echo(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
     )
 
 
-def _status(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+def _status(request: ServerRequest, rest: list[str], query: dict[str, str]) -> Reply:
     # 1xx are not final responses; /status/100 would leave the client waiting.
     code = _whole(_segment(rest), "the status", 200, 599)
     if code < 200:
@@ -201,7 +254,7 @@ def _status(request: LabRequest, rest: list[str], query: dict[str, str]) -> Repl
     return _text(f"status {code}\n", status=code)
 
 
-def _redirect(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+def _redirect(request: ServerRequest, rest: list[str], query: dict[str, str]) -> Reply:
     if rest:
         hops = _whole(_segment(rest), "the number of redirects", 1, MAX_REDIRECTS)
         if hops < 1:
@@ -226,28 +279,28 @@ def redirect_reply(location: str, status: int) -> Reply:
     )
 
 
-def _loop(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+def _loop(request: ServerRequest, rest: list[str], query: dict[str, str]) -> Reply:
     return redirect_reply("/loop", 302)
 
 
-def _slow(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+def _slow(request: ServerRequest, rest: list[str], query: dict[str, str]) -> Reply:
     seconds = _number(query.get("seconds"), "seconds", 1.0, MAX_DELAY)
     return replace(_text(f"waited {seconds:g} s\n"), delay=seconds)
 
 
-def _chunked(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+def _chunked(request: ServerRequest, rest: list[str], query: dict[str, str]) -> Reply:
     count = _whole(query.get("chunks"), "chunks", 3, MAX_CHUNKS)
     pause = _number(query.get("pause"), "pause", 0.0, MAX_PAUSE)
     pieces = tuple(f"chunk {i} of {count}\n".encode() for i in range(1, count + 1))
     return Reply(headers=(_TEXT,), body=pieces, chunked=True, pause=pause)
 
 
-def _lines(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+def _lines(request: ServerRequest, rest: list[str], query: dict[str, str]) -> Reply:
     events = (b"event: tick\r\ndata: 1\r\n\r\n", b"event: tick\r\ndata: 2\r\n\r\n")
     return Reply(headers=(_TEXT,), body=events, chunked=True, trailers=(("X-Lines", "6"),))
 
 
-def _hints(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+def _hints(request: ServerRequest, rest: list[str], query: dict[str, str]) -> Reply:
     page = b"<!doctype html><link rel=stylesheet href=/style.css><p>hello</p>\n"
     return Reply(
         headers=(("Content-Type", "text/html"),),
@@ -256,7 +309,7 @@ def _hints(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply
     )
 
 
-def _compressed(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+def _compressed(request: ServerRequest, rest: list[str], query: dict[str, str]) -> Reply:
     """``/gzip``, ``/deflate``: a JSON document, or the answer of the rest of
     the path, compressed with the coding the first segment names."""
     coding = urlsplit(request.target).path.strip("/").split("/")[0]
@@ -268,7 +321,7 @@ def _compressed(request: LabRequest, rest: list[str], query: dict[str, str]) -> 
     return compress(_json(document), coding)
 
 
-def _broken_gzip(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+def _broken_gzip(request: ServerRequest, rest: list[str], query: dict[str, str]) -> Reply:
     return Reply(headers=(_TEXT, ("Content-Encoding", "gzip")), body=(b"this is not gzip data\n",))
 
 
@@ -290,14 +343,14 @@ def compress(reply: Reply, coding: str) -> Reply:
     )
 
 
-def _bytes(request: LabRequest, rest: list[str], query: dict[str, str]) -> Reply:
+def _bytes(request: ServerRequest, rest: list[str], query: dict[str, str]) -> Reply:
     size = _whole(_segment(rest), "the size", 0, MAX_BYTES)
     full, last = divmod(size, PIECE_SIZE)
     pieces = (_PATTERN,) * full + ((_PATTERN[:last],) if last else ())
     return Reply(headers=(("Content-Type", "application/octet-stream"),), body=pieces)
 
 
-_ROUTES: Final[dict[str, Callable[[LabRequest, list[str], dict[str, str]], Reply]]] = {
+_ROUTES: Final[dict[str, Callable[[ServerRequest, list[str], dict[str, str]], Reply]]] = {
     "json": _json_path,
     "items": _items,
     "echo": _echo,

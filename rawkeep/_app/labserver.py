@@ -17,9 +17,11 @@ notice ``stop()``; ``stop()`` joins every thread with one deadline and
 closes every socket, whether its thread has finished or not.
 
 It listens on loopback only. ``rawkeep serve`` (``serve``) starts one in the
-foreground; with a TLS context, each connection's thread wraps its socket
-and completes the handshake (bounded by ``HANDSHAKE_TIMEOUT``) before the
-first request, so a slow or failing handshake holds up no other connection.
+foreground, ``rawkeep.testing.LocalServer`` one inside a user's tests (its
+handler as the ``responder``). With a TLS context, each connection's thread
+wraps its socket and completes the handshake (bounded by
+``HANDSHAKE_TIMEOUT``) before the first request, so a slow or failing
+handshake holds up no other connection.
 """
 
 from __future__ import annotations
@@ -32,13 +34,16 @@ from typing import TYPE_CHECKING, Final
 
 from .labbehaviour import Behaviour
 from .labconnection import POLL_INTERVAL, Exchange, LabConnection
+from .labroutes import respond
 
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable
     from types import TracebackType
 
-__all__ = ["Behaviour", "Exchange", "LabServer"]
+    from .labroutes import Reply, ServerRequest
+
+__all__ = ["Behaviour", "Exchange", "LabServer", "loopback_family"]
 
 #: Deadline for all server threads to finish in ``stop()``.
 JOIN_TIMEOUT: Final = 2.0
@@ -59,6 +64,10 @@ class LabServer:
         on_exchange: called in the connection's thread after each response;
             it must not raise.
         ssl_context: a server-side TLS context: serve https.
+        responder: what answers each request, in the connection's thread
+            (the lab's paths by default); it must not raise.
+        on_request: called in the connection's thread with each request as
+            soon as it is read; it must not raise.
 
     Raises:
         ValueError: ``host`` is not a loopback address.
@@ -72,17 +81,19 @@ class LabServer:
         port: int = 0,
         on_exchange: Callable[[Exchange], None] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        responder: Callable[[ServerRequest], Reply] = respond,
+        on_request: Callable[[ServerRequest], None] | None = None,
     ) -> None:
-        address = ipaddress.ip_address(host)
-        if not address.is_loopback:
-            raise ValueError(f"the lab server listens on loopback only, not {host}")
+        self._family = loopback_family(host)
         self.behaviour = behaviour or Behaviour()
         self.host = host
         self.port = port
         self.on_exchange = on_exchange
         self.ssl_context = ssl_context
-        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-        self._listener = socket.socket(family, socket.SOCK_STREAM)
+        self.responder = responder
+        self.on_request = on_request
+        # Made by start(): a server made and never started holds no socket.
+        self._listener: socket.socket | None = None
         self._stopping = threading.Event()
         self._cond = threading.Condition()
         self._acceptor: threading.Thread | None = None
@@ -107,15 +118,19 @@ class LabServer:
         Raises:
             OSError: the address can't be bound.
         """
+        listener = socket.socket(self._family, socket.SOCK_STREAM)
         try:
-            self._listener.bind((self.host, self.port))
-            self._listener.listen(128)
-            self._listener.settimeout(POLL_INTERVAL)
+            listener.bind((self.host, self.port))
+            listener.listen(128)
+            listener.settimeout(POLL_INTERVAL)
         except BaseException:
-            self._listener.close()
+            listener.close()
             raise
-        self.port = self._listener.getsockname()[1]
-        self._acceptor = threading.Thread(target=self._accept_loop, name="lab-accept", daemon=True)
+        self._listener = listener
+        self.port = listener.getsockname()[1]
+        self._acceptor = threading.Thread(
+            target=self._accept_loop, args=(listener,), name="lab-accept", daemon=True
+        )
         self._acceptor.start()
 
     def stop(self) -> None:
@@ -129,7 +144,8 @@ class LabServer:
             threads = list(self._threads)
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        self._listener.close()
+        if self._listener is not None:
+            self._listener.close()
         with self._cond:
             for sock in self._sockets:
                 sock.close()
@@ -164,10 +180,10 @@ class LabServer:
             self._threads.append(thread)
         thread.start()
 
-    def _accept_loop(self) -> None:
+    def _accept_loop(self, listener: socket.socket) -> None:
         while not self._stopping.is_set():
             try:
-                sock, _ = self._listener.accept()
+                sock, _ = listener.accept()
             except TimeoutError:
                 continue
             except OSError:
@@ -190,7 +206,13 @@ class LabServer:
             if self.ssl_context is not None:
                 sock = self._handshake(sock, self.ssl_context)
             connection = LabConnection(
-                sock, index, self.behaviour, self._stopping, self._note_response
+                sock,
+                index,
+                self.behaviour,
+                self._stopping,
+                self._note_response,
+                responder=self.responder,
+                received=self.on_request,
             )
             idle_close = connection.serve()
         except (OSError, _HandshakeFailed):
@@ -237,6 +259,18 @@ class LabServer:
             self.responses += 1
         if self.on_exchange is not None:
             self.on_exchange(exchange)
+
+
+def loopback_family(host: str) -> socket.AddressFamily:
+    """The address family of ``host``, a loopback IP address.
+
+    Raises:
+        ValueError: ``host`` is not an IP address, or not a loopback one.
+    """
+    address = ipaddress.ip_address(host)
+    if not address.is_loopback:
+        raise ValueError(f"the lab server listens on loopback only, not {host}")
+    return socket.AF_INET6 if address.version == 6 else socket.AF_INET
 
 
 class _HandshakeFailed(Exception):
