@@ -10,23 +10,21 @@ standard library's ``email`` parser.
 
 from __future__ import annotations
 
-import contextlib
 import email.parser
 import email.policy
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from servers.addresses import refusing
 
 from rawkeep._app.exitcodes import ExitCode
 from rawkeep._app.form import open_form, parse_form
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from email.message import EmailMessage
 
     from servers.scripted import ReceivedRequest, ScriptedServer
@@ -195,19 +193,6 @@ def test_form_files_go_to_the_library_open_not_read(tmp_path: Path) -> None:
 # -- --resolve ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def dead_address(port: int) -> Iterator[str]:
-    """127.0.0.2 at ``port``, bound, not listening: refused."""
-    if sys.platform != "linux":
-        pytest.skip("127.0.0.2 is loopback on Linux only")
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.2", port))
-        except OSError as exc:
-            pytest.skip(f"127.0.0.2 port {port} can't be bound here: {exc}")
-        yield "127.0.0.2"
-
-
 def test_resolve_dials_the_address_and_keeps_the_name(server: ScriptedServer) -> None:
     url = f"http://example.test:{server.port}"
     result = run(
@@ -225,7 +210,7 @@ def test_resolve_dials_the_address_and_keeps_the_name(server: ScriptedServer) ->
 
 
 def test_resolve_falls_through_a_dead_first_address(server: ScriptedServer) -> None:
-    with dead_address(server.port) as dead:
+    with refusing("127.0.0.2", server.port) as dead:
         entry = f"example.test:{server.port}:{dead},127.0.0.1"
         result = run("--resolve", entry, f"http://example.test:{server.port}/x")
         assert result.returncode == 0, result.stderr

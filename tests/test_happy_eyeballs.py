@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from netns import namespace, unavailable
+from servers.addresses import refusing
 
 import rawkeep
 from rawkeep._tcp import ATTEMPT_DELAY
@@ -72,18 +73,6 @@ def black_hole(host: str, port: int) -> Iterator[int]:
     finally:
         for sock in sockets:
             sock.close()
-
-
-@contextlib.contextmanager
-def refusing(host: str, port: int) -> Iterator[None]:
-    """``host:port`` bound, not listening: connects are refused at once."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            pytest.skip(f"{host} port {port} is taken here: {exc}")
-        yield
 
 
 def fd_count() -> int:

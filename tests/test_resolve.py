@@ -10,40 +10,25 @@ connects to it are refused at once.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import ssl
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from servers.addresses import refusing
 from servers.scripted import render_response
 
 import rawkeep
 from rawkeep._tcp import ATTEMPT_DELAY
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     import trustme
     from servers.recorder import EventRecorder
     from servers.scripted import ScriptedServer, ServerConnection
 
 pytestmark = pytest.mark.both_clients
-
-
-@contextlib.contextmanager
-def dead_address(port: int) -> Iterator[str]:
-    """127.0.0.2 at ``port``, bound, not listening: refused. Yields the address."""
-    if sys.platform != "linux":
-        pytest.skip("127.0.0.2 is loopback on Linux only")
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.2", port))
-        except OSError as exc:
-            pytest.skip(f"127.0.0.2 port {port} can't be bound here: {exc}")
-        yield "127.0.0.2"
 
 
 def test_a_name_is_dialed_at_its_address_and_keeps_its_name(
@@ -72,7 +57,7 @@ def test_a_key_without_port_stands_for_every_port(
 def test_host_and_port_wins_over_host(
     make_client: Callable[..., rawkeep.Client], server: ScriptedServer
 ) -> None:
-    with dead_address(server.port) as dead:
+    with refusing("127.0.0.2", server.port) as dead:
         client = make_client(
             resolve={"example.test": dead, f"example.test:{server.port}": "127.0.0.1"}
         )
@@ -92,7 +77,7 @@ def test_an_entry_for_another_port_is_not_used(
 def test_a_dead_first_address_hands_over_to_the_next(
     make_client: Callable[..., rawkeep.Client], server: ScriptedServer, events: EventRecorder
 ) -> None:
-    with dead_address(server.port) as dead:
+    with refusing("127.0.0.2", server.port) as dead:
         client = make_client(resolve={"example.test": [dead, "127.0.0.1"]})
         started = time.monotonic()
         response = client.get(f"http://example.test:{server.port}/x")
