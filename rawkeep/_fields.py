@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
-__all__ = ["FieldValue", "field_pairs"]
+__all__ = ["FieldValue", "field_pairs", "named_items"]
 
 #: One value of a query parameter or form field: a scalar, or a list or
 #: tuple of them for a key repeated once per item (httpx's encoding:
@@ -40,24 +40,36 @@ def field_pairs(fields: object, what: str) -> list[tuple[str, str]]:
         TypeError: ``fields`` is not a mapping or pairs, a name is not a
             str, or a value of the wrong type (the message names the key).
     """
-    if isinstance(fields, Mapping):
-        items: Iterable[object] = fields.items()
-    elif isinstance(fields, str | bytes | bytearray) or not isinstance(fields, Iterable):
-        raise TypeError(f"{what}= takes a dict or a list of (name, value) pairs, not {fields!r}")
-    else:
-        items = fields
     pairs: list[tuple[str, str]] = []
-    for item in items:
-        if not isinstance(item, tuple | list) or len(item) != 2:
-            raise TypeError(f"{what}= pairs must be (name, value), not {item!r}")
-        key, value = item
-        if not isinstance(key, str):
-            raise TypeError(f"{what}= names must be str, not {key!r}")
+    for key, value in named_items(fields, what, "value"):
         if isinstance(value, list | tuple):
             pairs.extend((key, _field_text(key, one, what)) for one in value)
         else:
             pairs.append((key, _field_text(key, value, what)))
     return pairs
+
+
+def named_items(given: object, what: str, noun: str) -> Iterator[tuple[str, object]]:
+    """The ``(name, value)`` items of a mapping or of a list of pairs, as
+    ``params=``, ``data=`` and ``files=`` take them, each name checked.
+
+    Raises:
+        TypeError: ``given`` is neither, an item is not a pair, or a name is
+            not a str (``what`` names the keyword, ``noun`` the value).
+    """
+    if isinstance(given, Mapping):
+        items: Iterable[object] = given.items()
+    elif isinstance(given, str | bytes | bytearray) or not isinstance(given, Iterable):
+        raise TypeError(f"{what}= takes a dict or a list of (name, {noun}) pairs, not {given!r}")
+    else:
+        items = given
+    for item in items:
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise TypeError(f"{what}= pairs must be (name, {noun}), not {item!r}")
+        name, value = item
+        if not isinstance(name, str):
+            raise TypeError(f"{what}= names must be str, not {name!r}")
+        yield name, value
 
 
 def _field_text(key: str, value: object, what: str) -> str:

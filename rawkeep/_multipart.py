@@ -32,15 +32,14 @@ import io
 import os
 import re
 import secrets
-from collections.abc import Iterable, Mapping
 from typing import IO, TYPE_CHECKING, Final, TypeAlias
 
 from ._exceptions import LocalProtocolError
-from ._fields import field_pairs
+from ._fields import field_pairs, named_items
 from ._file_bodies import file_size, is_file_body, read_blocks, start_of
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
     from ._headers import Headers
 
@@ -134,7 +133,7 @@ def encode_multipart(headers: Headers, files: FilesInput, data: object) -> Multi
         for name, value in field_pairs(data, "data"):
             head = f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote(name)}"\r\n\r\n'
             parts.append(_Part(head.encode(), value.encode()))
-    for file_name, file_value in _items(files):
+    for file_name, file_value in named_items(files, "files", "file"):
         parts.append(_file_part(boundary, file_name, file_value))
     body = MultipartBody(parts, boundary)
     if "content-type" not in headers:
@@ -158,23 +157,6 @@ def _boundary(headers: Headers) -> str:
         "a Content-Type header given with files= must carry the boundary"
         " (multipart/form-data; boundary=...); leave it out and rawkeep writes it"
     )
-
-
-def _items(files: FilesInput) -> Iterable[tuple[str, object]]:
-    given: object = files
-    if isinstance(given, Mapping):
-        pairs: Iterable[object] = given.items()
-    elif isinstance(given, str | bytes | bytearray) or not isinstance(given, Iterable):
-        raise TypeError(f"files= takes a dict or a list of (name, file) pairs, not {given!r}")
-    else:
-        pairs = given
-    for pair in pairs:
-        if not isinstance(pair, tuple | list) or len(pair) != 2:
-            raise TypeError(f"files= pairs must be (name, file), not {pair!r}")
-        name, value = pair
-        if not isinstance(name, str):
-            raise TypeError(f"files= names must be str, not {name!r}")
-        yield name, value
 
 
 def _file_part(boundary: str, name: str, value: object) -> _Part:
