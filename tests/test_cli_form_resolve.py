@@ -10,8 +10,6 @@ standard library's ``email`` parser.
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import os
 import subprocess
 import sys
@@ -20,14 +18,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 from servers.addresses import refusing
+from servers.forms import described, form_parts
 
 from rawkeep._app.exitcodes import ExitCode
 from rawkeep._app.form import open_form, parse_form
 
 if TYPE_CHECKING:
-    from email.message import EmailMessage
-
-    from servers.scripted import ReceivedRequest, ScriptedServer
+    from servers.scripted import ScriptedServer
 
 #: Bound (seconds) for one run of the command.
 RUN_TIMEOUT = 20.0
@@ -67,31 +64,6 @@ def run(
     )
 
 
-def parts_of(request: ReceivedRequest) -> list[EmailMessage]:
-    """The parts of a multipart/form-data request, as received."""
-    content_type = request.header("content-type")
-    assert content_type is not None
-    assert content_type.startswith(b"multipart/form-data; boundary=")
-    raw = b"Content-Type: " + content_type + b"\r\n\r\n" + request.body
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
-    assert message.is_multipart()
-    assert not message.defects
-    return list(message.iter_parts())  # type: ignore[arg-type]
-
-
-def described(part: EmailMessage) -> tuple[str | None, str | None, str | None, bytes]:
-    """(name, filename, Content-Type or None, content) of one part."""
-    payload = part.get_payload(decode=True)
-    assert isinstance(payload, bytes)
-    content_type = part["content-type"]
-    return (
-        part.get_param("name", header="content-disposition"),  # type: ignore[return-value]
-        part.get_filename(),
-        None if content_type is None else str(content_type),
-        payload,
-    )
-
-
 # -- -F ----------------------------------------------------------------------------------
 
 #: Bytes a careless encoder would mangle: a NUL, CR LF, a lone CR, high bytes.
@@ -118,7 +90,7 @@ def test_form_fields_and_files_on_the_wire(server: ScriptedServer, tmp_path: Pat
     assert (request.method, request.target) == ("POST", "/form")
     # Regular files: their sizes are known, so the body has a length.
     assert request.header("content-length") == str(len(request.body)).encode()
-    assert [described(part) for part in parts_of(request)] == [
+    assert [described(part) for part in form_parts(request)] == [
         ("name", None, None, b"rawkeep"),
         ("file", "data.json", "application/json", b'{"a": 1}\n'),
         ("up", "other.bin", "image/png", BLOB),
@@ -135,14 +107,14 @@ def test_form_with_x_and_repeated_urls(server: ScriptedServer, tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     assert [r.method for r in server.requests] == ["PUT", "PUT"]
     for request in server.requests:
-        (part,) = parts_of(request)
+        (part,) = form_parts(request)
         assert described(part) == ("f", "f.txt", "text/plain", b"same bytes each time")
 
 
 def test_form_reads_stdin(server: ScriptedServer) -> None:
     result = run("-F", "a=@-;type=application/x-thing", "-F", "b=2", server.url, stdin=BLOB)
     assert result.returncode == 0, result.stderr
-    assert [described(part) for part in parts_of(server.requests[0])] == [
+    assert [described(part) for part in form_parts(server.requests[0])] == [
         ("a", "-", "application/x-thing", BLOB),
         ("b", None, None, b"2"),
     ]

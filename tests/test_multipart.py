@@ -3,47 +3,23 @@ library's MIME parser from the bytes the server received."""
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import io
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from servers import faults
+from servers.forms import described, form_parts
 from servers.h11server import Reply
 
 import rawkeep
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from email.message import EmailMessage
     from pathlib import Path
 
     from servers.scripted import ReceivedRequest, ScriptedServer
 
 pytestmark = pytest.mark.both_clients
-
-
-def parts(request: ReceivedRequest) -> list[EmailMessage]:
-    """The form's parts, as a MIME parser reads them."""
-    content_type = request.header("content-type")
-    assert content_type is not None
-    assert content_type.startswith(b"multipart/form-data; boundary=")
-    raw = b"Content-Type: " + content_type + b"\r\n\r\n" + request.body
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
-    assert message.is_multipart()
-    return list(message.iter_parts())  # type: ignore[attr-defined]
-
-
-def described(part: EmailMessage) -> tuple[str | None, str | None, str | None, bytes]:
-    payload = part.get_payload(decode=True)
-    assert isinstance(payload, bytes)
-    return (
-        part.get_param("name", header="content-disposition"),  # type: ignore[return-value]
-        part.get_filename(),
-        part.get("content-type"),
-        payload,
-    )
 
 
 class Reader(io.BytesIO):
@@ -88,7 +64,7 @@ def test_fields_and_files_of_every_form(
     (request,) = server.requests
     assert request.header("content-length") == str(len(request.body)).encode()
     assert request.header("transfer-encoding") is None
-    assert [described(part) for part in parts(request)] == [
+    assert [described(part) for part in form_parts(request)] == [
         ("title", None, None, "t\u00eate".encode()),
         ("tags", None, None, b"a"),
         ("tags", None, None, b"b"),
@@ -106,7 +82,7 @@ def test_repeated_names_from_pairs_and_a_fresh_boundary_each_time(
     client.post(server.url, files=pairs)
     client.post(server.url, files=pairs)
     first, second = server.requests
-    assert [described(part)[1:] for part in parts(first)] == [
+    assert [described(part)[1:] for part in form_parts(first)] == [
         ("1.txt", "text/plain", b"one"),
         ("2.txt", "text/plain", b"two"),
     ]
@@ -120,7 +96,7 @@ def test_a_file_in_memory_goes_in_blocks_never_whole(
     reader = Reader(payload)
     client.put(server.url, files={"blob": ("blob.bin", reader)})
     (request,) = server.requests
-    assert described(parts(request)[0])[3] == payload
+    assert described(form_parts(request)[0])[3] == payload
     assert request.header("content-length") == str(len(request.body)).encode()
     assert reader.reads, "the file was not read through read()"
     assert all(size is not None and 0 < size <= 64 * 1024 for size in reader.reads)
@@ -133,7 +109,7 @@ def test_a_file_of_unknown_size_goes_chunked(
     (request,) = server.requests
     assert request.header("transfer-encoding") == b"chunked"
     assert request.header("content-length") is None
-    assert described(parts(request)[0])[3] == b"streamed"
+    assert described(form_parts(request)[0])[3] == b"streamed"
 
 
 @pytest.mark.parametrize(
@@ -168,7 +144,7 @@ def test_files_with_seekable_content_are_retried_after_the_race(
     assert response.status == 200
     lost, replayed = server.requests[1], server.requests[2]
     assert replayed.body == lost.body
-    assert described(parts(replayed)[0])[3] == b"again"
+    assert described(form_parts(replayed)[0])[3] == b"again"
 
 
 def test_files_that_cannot_seek_are_not_retried(
@@ -200,7 +176,7 @@ def test_307_replays_seekable_files(
     assert response.content == b"ok"
     first, second = server.requests
     assert first.body == second.body
-    assert described(parts(second)[0])[3] == b"x" * 100_000
+    assert described(form_parts(second)[0])[3] == b"x" * 100_000
 
 
 @pytest.mark.parametrize(
@@ -245,7 +221,7 @@ def test_a_boundary_the_caller_gives_is_used(
     client.post(server.url, files={"f": b"x"}, headers={"Content-Type": content_type})
     (request,) = server.requests
     assert request.body.startswith(b"--my-own-boundary\r\n")
-    assert described(parts(request)[0])[1:] == ("upload", "application/octet-stream", b"x")
+    assert described(form_parts(request)[0])[1:] == ("upload", "application/octet-stream", b"x")
 
 
 def test_empty_files_leave_a_plain_form(server: ScriptedServer, client: rawkeep.Client) -> None:
