@@ -62,7 +62,7 @@ class AsyncConnection(ConnectionCore):
         """As ``Connection.send_request``, awaited; ``body`` may also be an
         async iterable of bytes."""
         ex = self._ex = Exchange(
-            self._h11, self._max_head_size, self.reused, self.life, request,
+            self._max_head_size, self.reused, self.life, request,
             ends_with_head, asks_to_close,
         )  # fmt: skip
         try:

@@ -13,8 +13,8 @@ the exchange gives and reads what it asks for, within the timeouts.
 A cycle is: ``send_request`` (head and body), then ``receive_head``
 (skipping 1xx interim responses), then ``receive_body`` until it returns
 ``None``. At that point the cycle is *finished*: the connection is either
-ready for another one (``is_reusable``), on a fresh h11 state machine, or
-must be closed, with ``close_reason`` saying why.
+ready for another one (``is_reusable``; each cycle runs on a fresh h11
+state machine), or must be closed, with ``close_reason`` saying why.
 
 Answers before the request is sent whole. The server may answer before it
 has the whole body: a final status to ``Expect: 100-continue`` (417,
@@ -81,7 +81,7 @@ class Connection(ConnectionCore):
             WriteTimeout, ReadTimeout, RemoteProtocolError: from the socket.
         """
         ex = self._ex = Exchange(
-            self._h11, self._max_head_size, self.reused, self.life, request,
+            self._max_head_size, self.reused, self.life, request,
             ends_with_head, asks_to_close,
         )  # fmt: skip
         try:

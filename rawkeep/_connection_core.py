@@ -6,8 +6,7 @@ their own way; everything they decide is decided here, once:
 
 - the cycle: a new ``Exchange`` per request (made by the shell, the first
   step of ``send_request``), its verdict recorded when the body ends
-  (``_finish``), a reusable connection starting its next cycle
-  on a fresh h11 state machine;
+  (``_finish``); each exchange runs on its own h11 state machine;
 - how a request is written: whole in one write when it is small, else its
   head, then its body in blocks (``whole_request``, ``blocks``);
 - how long a wait for the head may last (``_head_wait``): the read timeout
@@ -28,7 +27,7 @@ import time
 from typing import TYPE_CHECKING, Final, Protocol
 
 from ._exceptions import ReadTimeout
-from ._exchange import MAX_HEAD_SIZE, Exchange, new_h11
+from ._exchange import MAX_HEAD_SIZE, Exchange
 from ._framing import READ_SIZE
 from ._keepalive import Lifetime
 
@@ -91,7 +90,6 @@ class ConnectionCore:
 
     __slots__ = (
         "_ex",
-        "_h11",
         "_head_deadline",
         "_head_read_size",
         "_max_head_size",
@@ -116,7 +114,6 @@ class ConnectionCore:
         max_head_size: int = MAX_HEAD_SIZE,
     ) -> None:
         self._stream = stream
-        self._h11 = new_h11(max_head_size)
         self._max_head_size = max_head_size
         # Never more than the head limit at a time: what follows the head
         # (a chunk-size line) must meet h11's bound too.
@@ -168,13 +165,10 @@ class ConnectionCore:
         )
 
     def _finish(self, ex: Exchange) -> None:
-        """The cycle ended: record the exchange's verdict; a connection fit
-        for another cycle starts it on a fresh h11 state machine."""
+        """The cycle ended: record the exchange's verdict."""
         self.life.responses += 1
         self.close_reason = reason = ex.finish()
         self.is_reusable = reason is None
-        if reason is None:
-            self._h11 = new_h11(self._max_head_size)
 
     def take_whole_body(self) -> bytes | None:
         """The whole body, when it came with the head (the common small

@@ -31,16 +31,19 @@ The reuse verdict, written once
   (the server answered early); the response forbids another exchange
   (HTTP/1.0, ``Connection: close``, both framings at once); our request
   said ``Connection: close``; bytes came past the response's end (never
-  valid from a server we did not pipeline to); the server closed. A
-  reusable connection then starts its next cycle on a fresh h11 state
-  machine, exactly what ``start_next_cycle`` would leave.
+  valid from a server we did not pipeline to); the server closed.
+
+One h11 state machine per cycle
+  Each exchange makes its own, at the cycle's start: on a reused
+  connection that is exactly what h11's ``start_next_cycle`` would leave,
+  for less work, and it dies with the exchange.
 
 The end of a bodiless request
   A GET's head is the whole request: h11's ``EndOfMessage`` for it writes
   no bytes and only moves our side of h11's state machine, at 1.5 us per
   request. It is never sent: the verdict takes "sent whole" and "asked to
-  close" from the request, and a reused connection's state machine is
-  replaced anyway.
+  close" from the request, and the state machine dies with the
+  exchange.
 
 Asking the server to say its limits
   The first request of a connection carries ``Connection: keep-alive``
@@ -69,7 +72,7 @@ if TYPE_CHECKING:
     from ._events import CloseReason
     from ._keepalive import Lifetime
 
-__all__ = ["MAX_HEAD_SIZE", "MAX_INTERIM_RESPONSES", "Exchange", "Head", "new_h11"]
+__all__ = ["MAX_HEAD_SIZE", "MAX_INTERIM_RESPONSES", "Exchange", "Head"]
 
 #: Most bytes of response head accepted before RemoteProtocolError (the
 #: default of ``max_header_size``): an endless header block costs an error,
@@ -126,19 +129,10 @@ class Head:
     trailers: list[tuple[bytes, bytes]] | tuple[()]
 
 
-def new_h11(max_head_size: int) -> h11.Connection:
-    """A client-side h11 state machine at the start of a cycle (one per
-    response on a kept-alive connection)."""
-    # max_incomplete_event_size by position: CPython builds an instance of
-    # a class called with keywords by a slower, general path.
-    return h11.Connection(h11.CLIENT, max_head_size)
-
-
 class Exchange:
     """One request/response cycle (see the module docstring).
 
     Args:
-        h11_conn: the connection's h11 state machine, at a cycle's start.
         max_head_size: most bytes of response head, interim ones included.
         reused: the connection served a response before this one.
         life: the connection's keep-alive facts, to note the server's
@@ -156,7 +150,6 @@ class Exchange:
 
     def __init__(
         self,
-        h11_conn: h11.Connection,
         max_head_size: int,
         reused: bool,
         life: Lifetime,
@@ -166,7 +159,10 @@ class Exchange:
     ) -> None:
         #: When the exchange began, for ``Head.elapsed`` (perf_counter s).
         self._started = time.perf_counter()
-        self._h11 = h11_conn
+        #: This cycle's h11 state machine (see "One h11 state machine per
+        #: cycle"). max_incomplete_event_size by position: CPython builds an
+        #: instance of a class called with keywords by a slower, general path.
+        self._h11 = h11_conn = h11.Connection(h11.CLIENT, max_head_size)
         self._max_head_size = max_head_size
         self._life = life
         self._request = request

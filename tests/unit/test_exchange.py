@@ -11,7 +11,7 @@ import h11
 import pytest
 
 import rawkeep
-from rawkeep._exchange import MAX_INTERIM_RESPONSES, Exchange, Head, new_h11
+from rawkeep._exchange import MAX_INTERIM_RESPONSES, Exchange, Head
 from rawkeep._framing import NEED_DATA
 from rawkeep._keepalive import Lifetime
 
@@ -31,7 +31,6 @@ def exchange(
     max_head_size: int = 64 * 1024,
 ) -> Exchange:
     return Exchange(
-        new_h11(max_head_size),
         max_head_size,
         reused,
         Lifetime(0.0),
@@ -253,9 +252,7 @@ def test_a_close_before_any_byte_and_after_an_interim_response() -> None:
 
 def test_the_servers_keep_alive_goes_to_the_lifetime() -> None:
     life = Lifetime(0.0)
-    ex = Exchange(
-        new_h11(65536), 65536, False, life, GET, ends_with_head=True, asks_to_close=False
-    )
+    ex = Exchange(65536, False, life, GET, ends_with_head=True, asks_to_close=False)
     head_of(ex, b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, max=3\r\nContent-Length: 0\r\n\r\n")
     assert life.server_requests_left == 3
     assert life.server_idle_limit == 4.0  # 5 s less a 1 s margin
