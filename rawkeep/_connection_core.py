@@ -234,11 +234,11 @@ class ConnectionCore:
         it closed (None: not known; see ``_tcp_info``)."""
         return self._stream.fin_ago()
 
-    def start_reuse(self, now: float) -> None:
-        """Note that the next request goes over this already-used connection."""
+    def start_reuse(self) -> None:
+        """Note that the next request goes over this already-used connection
+        (the pool core already made its ``life`` active)."""
         self.reused = True
         self.is_reusable = False
-        self.life.become_reused(now)
 
     def close(self) -> None:
         """Close the socket. Idempotent."""

@@ -90,9 +90,9 @@ class Lifetime:
     cycle (``ACTIVE -> IDLE -> ACTIVE ... -> CLOSED``).
 
     The connection it belongs to records facts in it as they happen
-    (``responses`` after each cycle, ``server_requests_left`` counted down
-    with each reuse); the pool moves it through its states with the
-    ``become_*`` methods, and never assigns.
+    (``responses`` after each cycle); the pool moves it through its states
+    with the ``become_*`` methods, and never assigns (taking it from the
+    pool also counts ``server_requests_left`` down).
 
     Args:
         now: when the connection was opened (monotonic seconds).
@@ -153,15 +153,14 @@ class Lifetime:
             self.expires_at = expires_at
         return reason
 
-    def become_active(self) -> None:
-        """Taken from the pool (or never in it) to carry a request."""
+    def become_active(self, now: float) -> None:
+        """Taken from the pool at ``now`` to carry another request (a new
+        connection starts active): notes how long it was idle, and counts
+        the server's ``Keep-Alive: max`` down."""
         self.state = ConnectionState.ACTIVE
-
-    def become_reused(self, now: float) -> None:
-        """Taken from the pool to carry another request at ``now``."""
         self.last_idle = now - self.idle_since
         if self.server_requests_left is not None:
-            self.server_requests_left -= 1  # the server's Keep-Alive max
+            self.server_requests_left -= 1
 
     def become_closed(self) -> None:
         self.state = ConnectionState.CLOSED

@@ -138,7 +138,7 @@ class PoolCore(Generic[C]):
             return None
         host.idle.pop()
         del self._idle_order[conn]
-        conn.life.become_active()
+        conn.life.become_active(now)
         host.active += 1
         return conn
 
@@ -252,7 +252,7 @@ class PoolCore(Generic[C]):
         conn = found
         host.idle.remove(conn)
         del self._idle_order[conn]
-        conn.life.become_active()
+        conn.life.become_active(now)
         host.active += 1
         return conn
 

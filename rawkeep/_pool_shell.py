@@ -72,7 +72,7 @@ class ShellConnection(Pooled, Protocol):
         """Seconds since the server's FIN arrived, for a connection it
         closed (None: not known)."""
 
-    def start_reuse(self, now: float) -> None:
+    def start_reuse(self) -> None:
         """Note that the next request goes over this already-used connection."""
 
     def close(self) -> None:
@@ -189,7 +189,7 @@ class PoolShell(Generic[C]):
             self._learn_stale(conn, mono, ago, events)
             return False
         life = conn.life
-        conn.start_reuse(time.monotonic())
+        conn.start_reuse()
         if events is not None:
             events.append(
                 ConnectionReused(

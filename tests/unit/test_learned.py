@@ -168,7 +168,6 @@ def test_a_reuse_clearly_past_the_limit_forgets_it() -> None:
     shell.now += TRUSTED_FOR + 5  # no longer trusted: a GET may explore
     assert take(shell, retryable=True) is conn
     conn.reused = True  # what start_reuse does
-    conn.life.become_reused(shell.now)
     shell.finish(conn)  # the exchange went through after 305 s idle
     [lesson] = shell.core.lessons
     assert (lesson.limit, lesson.evidence) == (None, "kept_longer")

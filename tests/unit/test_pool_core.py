@@ -176,7 +176,6 @@ def test_keep_alive_max_counts_further_requests() -> None:
     again = shell.get(route())
     assert again is conn
     assert conn.life.server_requests_left is not None
-    conn.life.server_requests_left -= 1  # what start_reuse does
     doomed = shell.finish(conn)
     assert doomed is not None
     assert (doomed.reason, doomed.expired) == ("server_keep_alive", True)  # type: ignore[attr-defined]
