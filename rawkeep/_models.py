@@ -10,6 +10,7 @@ asyncio one; the other kind raises ``RuntimeError`` on an unread body.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any, final
 
 from ._body import DRAIN_LIMIT, AsyncBodyStream, BodyStream
@@ -135,9 +136,10 @@ class Response(TextMethods, ExchangeRecord):
         self._interim = head.interim
         self._trailers = head.trailers
         self._trailer_headers = None
-        logger = info_logger()
-        if logger is not None:
-            _log_response(logger, self)
+        if "logging" in sys.modules:  # else nobody can have turned INFO on
+            logger = info_logger()
+            if logger is not None:
+                _log_response(logger, self)
         return self
 
     @property
