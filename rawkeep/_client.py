@@ -314,6 +314,8 @@ class Client(ClientBase):
             except BaseException:
                 self._pool.discard(conn)
                 raise
+            if response.status != 408:  # most responses: no call
+                return response
             if not self._repeat_after_408(conn, request, response, attempt):
                 return response
             with contextlib.suppress(RawkeepError):
